@@ -1,0 +1,65 @@
+"""Storage URLs: which scheme opens which backend, and how a URL is shown safely.
+
+``sqlite:///relative.db``, ``sqlite:////abs/path.db`` and ``sqlite://`` (memory)
+open SQLite; ``postgresql://``, ``postgres://`` and ``postgresql+psycopg://``
+open PostgreSQL through psycopg 3; ``mysql://``, ``mariadb://`` and
+``mysql+pymysql://`` open MySQL or MariaDB through PyMySQL.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from ..errors import InvalidURL
+
+__all__ = ["SCHEMES", "mask_url", "parse_url"]
+
+SCHEMES: dict[str, tuple[str, str]] = {
+    "sqlite": ("sqlite", "sqlite+pysqlite"),
+    "sqlite+pysqlite": ("sqlite", "sqlite+pysqlite"),
+    "postgresql": ("postgresql", "postgresql+psycopg"),
+    "postgres": ("postgresql", "postgresql+psycopg"),
+    "postgresql+psycopg": ("postgresql", "postgresql+psycopg"),
+    "mysql": ("mysql", "mysql+pymysql"),
+    "mariadb": ("mysql", "mysql+pymysql"),
+    "mysql+pymysql": ("mysql", "mysql+pymysql"),
+    "mariadb+pymysql": ("mysql", "mysql+pymysql"),
+}
+"""URL scheme -> (backend kind, the SQLAlchemy driver name it is opened with)."""
+
+
+def parse_url(url: str) -> tuple[str, URL]:
+    """Return (backend kind, SQLAlchemy URL) for a storage URL.
+
+    Raises :class:`InvalidURL` for a URL that cannot be parsed or names an
+    unknown scheme; the message never repeats the URL, which may hold a password.
+    """
+    scheme = url.partition("://")[0] if "://" in url else ""
+    if scheme.lower() not in SCHEMES:
+        known = ", ".join(f"{s}://" for s in SCHEMES)
+        shown = f"{scheme}://" if scheme else "a URL without a scheme"
+        raise InvalidURL(f"unsupported storage URL scheme: {shown}; use one of {known}")
+    kind, driver = SCHEMES[scheme.lower()]
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise InvalidURL(f"malformed {scheme}:// storage URL (expected {scheme}://user@host/db)") from None
+    parsed = parsed.set(drivername=driver)
+    if kind != "sqlite" and not parsed.database:
+        raise InvalidURL(f"{scheme}:// storage URL names no database (expected {scheme}://user@host/db)")
+    return kind, parsed
+
+
+def mask_url(url: str | URL) -> str:
+    """Render a storage URL with its password replaced by ``***``; safe to log.
+
+    An unparseable URL is rendered as its scheme alone.
+    """
+    if isinstance(url, str):
+        try:
+            url = make_url(url)
+        except (ArgumentError, ValueError):
+            scheme = url.partition("://")[0] if "://" in url else "?"
+            return f"{scheme}://<unparseable>"
+    return url.render_as_string(hide_password=True)
