@@ -52,7 +52,7 @@ def _admin(kind: str) -> Engine | str:
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-    except Exception as error:  # noqa: BLE001 - any failure means unreachable
+    except Exception as error:
         engine.dispose()
         return f"{kind} at {url.render_as_string(hide_password=True)} is unreachable: {error}"
     return engine

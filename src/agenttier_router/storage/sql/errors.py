@@ -43,8 +43,8 @@ def translate_errors(what: str, *, password: str | None = None) -> Iterator[None
         raise
     except sa_exc.DBAPIError as error:
         orig = error.orig if error.orig is not None else error
-        cls = BackendUnavailable if error.connection_invalidated or _transient(orig) else StorageError
-        raise cls(message(orig)) from error
+        transient = error.connection_invalidated or _transient(orig)
+        raise (BackendUnavailable if transient else StorageError)(message(orig)) from error
     except (sa_exc.TimeoutError, sa_exc.DisconnectionError) as error:
         raise BackendUnavailable(message(error)) from error
     except sa_exc.SQLAlchemyError as error:
@@ -62,9 +62,6 @@ def _transient(error: BaseException) -> bool:
     QueryCanceled count too.
     """
     module = sys.modules.get(type(error).__module__.split(".")[0])
-    kinds = tuple(
-        kind
-        for kind in (getattr(module, "OperationalError", None), getattr(module, "InterfaceError", None))
-        if isinstance(kind, type)
-    )
+    names = ("OperationalError", "InterfaceError")
+    kinds = tuple(k for k in (getattr(module, n, None) for n in names) if isinstance(k, type))
     return bool(kinds) and isinstance(error, kinds)

@@ -60,4 +60,5 @@ class PostgresBackend(SQLBackend):
             conn.commit()
 
     def _insert(self, conn: Connection, table: str, rows: list[tuple[Any, ...]]) -> None:
-        conn.exec_driver_sql(_INSERTS[table], tuple(list(column) for column in zip(*rows)))
+        columns = tuple(list(column) for column in zip(*rows, strict=True))
+        conn.exec_driver_sql(_INSERTS[table], columns)

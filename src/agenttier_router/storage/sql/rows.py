@@ -120,7 +120,7 @@ def _event_id(event_id: str | None, ts: str, row_id: int) -> str:
 
 
 def _assemble(cls: type, values: dict[str, Any]) -> Any:
-    record = object.__new__(cls)
+    record: Any = object.__new__(cls)
     for name, value in values.items():
         object.__setattr__(record, name, value)
     return record

@@ -8,6 +8,7 @@ the process (one connection, used under a lock).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -46,10 +47,8 @@ class SQLiteBackend(SQLBackend):
             @event.listens_for(engine, "do_connect")
             def _create_private(dialect: Any, record: Any, cargs: Any, cparams: Any) -> None:
                 # Audit history is private: create the file 0600 before SQLite does.
-                try:
+                with contextlib.suppress(FileExistsError):
                     os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-                except FileExistsError:
-                    pass
 
         @event.listens_for(engine, "connect")
         def _configure(dbapi_conn: Any, record: Any) -> None:

@@ -44,10 +44,14 @@ def parse_url(url: str) -> tuple[str, URL]:
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
-        raise InvalidURL(f"malformed {scheme}:// storage URL (expected {scheme}://user@host/db)") from None
+        raise InvalidURL(
+            f"malformed {scheme}:// storage URL (expected {scheme}://user@host/db)"
+        ) from None
     parsed = parsed.set(drivername=driver)
     if kind != "sqlite" and not parsed.database:
-        raise InvalidURL(f"{scheme}:// storage URL names no database (expected {scheme}://user@host/db)")
+        raise InvalidURL(
+            f"{scheme}:// storage URL names no database (expected {scheme}://user@host/db)"
+        )
     return kind, parsed
 
 
@@ -56,10 +60,9 @@ def mask_url(url: str | URL) -> str:
 
     An unparseable URL is rendered as its scheme alone.
     """
-    if isinstance(url, str):
-        try:
-            url = make_url(url)
-        except (ArgumentError, ValueError):
-            scheme = url.partition("://")[0] if "://" in url else "?"
-            return f"{scheme}://<unparseable>"
-    return url.render_as_string(hide_password=True)
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return f"{url.partition('://')[0] if '://' in url else '?'}://<unparseable>"

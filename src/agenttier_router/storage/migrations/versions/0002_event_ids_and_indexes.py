@@ -102,7 +102,9 @@ def _mysql_types(table: str) -> None:
 
 def _add_columns(table: str, dialect: str) -> None:
     present = _columns(table)
-    text_type = "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin" if dialect == "mysql" else "TEXT"
+    text_type = "TEXT"
+    if dialect == "mysql":
+        text_type = "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
     for column, default in _NEW_COLUMNS[table]:
         if column in present:
             continue
