@@ -229,3 +229,18 @@ def test_new_sqlite_file_is_private_and_in_wal_mode(tmp_path: object) -> None:
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_sqlite_plans_a_combined_filter_on_the_selective_index(tmp_path: object) -> None:
+    path = f"{tmp_path}/plan.db"
+    backend = open_backend(f"sqlite:///{path}")
+    backend.write_batch(
+        [AuditEvent(actor=f"user{i % 100}", action="exec") for i in range(3000)]
+    )
+    backend.close()  # refreshes the planner's statistics
+    with sqlite3.connect(path) as conn:
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM audit_events WHERE actor = 'user1' "
+            "AND outcome = 'success' ORDER BY ts DESC, id DESC LIMIT 101"
+        ).fetchall()
+    assert "ix_audit_events_actor" in str(plan)

@@ -19,7 +19,9 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import StaticPool
 
+from ..errors import StorageError
 from .base import SQLBackend
+from .migrate import SchemaStatus
 from .schema import WRITE_COLUMNS
 
 __all__ = ["SQLiteBackend"]
@@ -71,6 +73,27 @@ class SQLiteBackend(SQLBackend):
         else:
             with self._memory_guard, super()._connect(what) as conn:
                 yield conn
+
+    def upgrade(self) -> SchemaStatus:
+        """Create or upgrade the schema, then refresh the query planner's statistics."""
+        status = super().upgrade()
+        self._analyze()
+        return status
+
+    def close(self) -> None:
+        """Refresh the planner's statistics (as SQLite advises before closing), then close."""
+        if not self._closed and self._schema_ready:
+            with contextlib.suppress(StorageError):
+                self._analyze()
+        super().close()
+
+    def _analyze(self) -> None:
+        # Without statistics SQLite may serve "actor = ? AND outcome = ?" from
+        # the outcome index, which matches most rows. A bounded ANALYZE reads
+        # at most ~400 rows per index, so it costs milliseconds at any size.
+        with self._connect("analyze") as conn, self._begin_write(conn):
+            conn.exec_driver_sql("PRAGMA analysis_limit=400")
+            conn.exec_driver_sql("ANALYZE")
 
     def _insert(self, conn: Connection, table: str, rows: list[tuple[Any, ...]]) -> None:
         columns = WRITE_COLUMNS[table]
