@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from ._time import format_ts, parse_ts
 from .backend import Backend, GroupBy, NoopBackend
 from .errors import (
     BackendUnavailable,
@@ -50,7 +51,9 @@ __all__ = [
     "SchemaStatus",
     "StorageError",
     "backend_from_env",
+    "format_ts",
     "mask_url",
     "open_backend",
+    "parse_ts",
     "url_from_env",
 ]

@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from .._time import format_ts
 from ..backend import GroupBy
-from ..errors import StorageError
+from ..errors import InvalidQuery, StorageError
 from ..filters import (
     AuditFilter,
     CostFilter,
@@ -120,7 +120,13 @@ class SQLBackend:
             return migrate.SchemaStatus(migrate.current_revision(conn), migrate.head_revision())
 
     def _ready(self) -> None:
-        if not self._schema_ready:
+        if self._schema_ready:
+            return
+        # Look before locking: a database already at head needs no lock and no
+        # write, so a read-only file or account can still be read.
+        if self.schema_status().up_to_date:
+            self._schema_ready = True
+        else:
             self.upgrade()
 
     # -- writes ------------------------------------------------------------------
@@ -211,7 +217,7 @@ class SQLBackend:
         if group_by not in ("sandbox", "namespace"):
             raise ValueError(f"group_by must be 'sandbox' or 'namespace' (got {group_by!r})")
         if query.cursor is not None:
-            raise ValueError("summarize_costs does not page; drop the cursor")
+            raise InvalidQuery("summarize_costs does not page; drop the cursor")
         t = COST_SNAPSHOTS
         key = t.c.sandbox_id if group_by == "sandbox" else t.c.namespace
         usd = func.coalesce(func.sum(t.c.estimated_usd), 0.0)

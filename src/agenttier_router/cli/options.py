@@ -1,0 +1,175 @@
+"""The flags several commands share, and opening the store a command names.
+
+``--dsn`` sits on every command that touches the database (so that
+``agenttier-router db upgrade --dsn URL`` reads naturally); without it the
+URL comes from the environment, which is read here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from agenttier_router.storage import (
+    Backend,
+    InvalidURL,
+    NoopBackend,
+    StorageError,
+    mask_url,
+    open_backend,
+    url_from_env,
+)
+
+__all__ = [
+    "NO_STORAGE",
+    "Moment",
+    "dsn_option",
+    "format_option",
+    "open_store",
+    "page_options",
+    "window_options",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+NO_STORAGE = (
+    "no storage is configured: pass --dsn URL, or set STORAGE_DSN "
+    "(or STORAGE_SQLITE_PATH, a file path)"
+)
+"""The message for a command run without any storage URL."""
+
+if TYPE_CHECKING:
+    _ParamType = click.ParamType[datetime, Any]
+else:  # click < 8.5's ParamType is not generic
+    _ParamType = click.ParamType
+
+_DURATION = re.compile(r"(\d+)\s*([smhdw])", re.IGNORECASE)
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class Moment(_ParamType):
+    """A point in time: RFC3339 with a zone, or a duration before now (``24h``, ``7d``).
+
+    A timestamp without a zone is refused rather than guessed at, as the
+    storage filters refuse naive datetimes.
+    """
+
+    name = "time"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        """Return ``value`` as a timezone-aware datetime, or fail with a usage error."""
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                self.fail("a naive datetime has no time zone", param, ctx)
+            return value
+        text = str(value).strip()
+        if match := _DURATION.fullmatch(text):
+            amount, unit = int(match[1]), _UNITS[match[2].lower()]
+            try:
+                return datetime.now(UTC) - timedelta(**{unit: amount})
+            except OverflowError:
+                self.fail(f"{text!r} reaches further back than the calendar does", param, ctx)
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(
+                f"{text!r} is neither an RFC3339 time (2026-11-26T17:00:00Z) "
+                "nor a duration before now (30m, 24h, 7d, 2w)",
+                param,
+                ctx,
+            )
+        if moment.tzinfo is None:
+            self.fail(f"{text!r} has no time zone; add Z or an offset such as +02:00", param, ctx)
+        return moment
+
+
+def dsn_option(command: F) -> F:
+    """Add ``--dsn URL`` to a command."""
+    return click.option(
+        "--dsn",
+        metavar="URL",
+        help="Storage URL, e.g. sqlite:///agenttier.db or postgresql://user@host/db. "
+        "Default: $STORAGE_DSN, else $STORAGE_SQLITE_PATH.",
+    )(command)
+
+
+def window_options(command: F) -> F:
+    """Add ``--since`` and ``--until`` to a listing command."""
+    command = click.option(
+        "--until",
+        type=Moment(),
+        help="Only records before this time (exclusive): RFC3339 with a zone, or 30m, 24h, 7d, 2w.",
+    )(command)
+    return click.option(
+        "--since",
+        type=Moment(),
+        help="Only records at or after this time: RFC3339 with a zone, or 30m, 24h, 7d, 2w ago.",
+    )(command)
+
+
+def page_options(command: F) -> F:
+    """Add ``--limit``, ``--cursor`` and ``--all`` to a listing command."""
+    command = click.option(
+        "--all",
+        "follow",
+        is_flag=True,
+        help="Follow every page to the end (for export; prefer --format csv or json).",
+    )(command)
+    command = click.option(
+        "--cursor", metavar="CURSOR", help="Resume after the page that printed this cursor."
+    )(command)
+    return click.option(
+        "--limit",
+        type=click.IntRange(1, 1000),
+        help="Records per page, 1 to 1000 (default 100).",
+    )(command)
+
+
+def format_option(command: F) -> F:
+    """Add ``--format table|json|csv`` to a command."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "json", "csv"]),
+        default="table",
+        show_default=True,
+        help="Output format: aligned columns, a JSON array, or CSV with a header row.",
+    )(command)
+
+
+@contextmanager
+def open_store(dsn: str | None) -> Iterator[Backend]:
+    """Open the backend ``--dsn`` or the environment names, and close it afterwards.
+
+    Raises :class:`click.UsageError` when no storage is configured and
+    :class:`click.BadParameter` for a malformed ``--dsn``; a storage error
+    inside the block becomes a one-line :class:`click.ClickException` that
+    names the database by its masked URL.
+    """
+    url = dsn if dsn is not None else url_from_env(os.environ)
+    if not url:
+        raise click.UsageError(NO_STORAGE)
+    try:
+        backend = open_backend(url)
+    except InvalidURL as error:
+        if dsn is not None:
+            raise click.BadParameter(str(error), param_hint="'--dsn'") from None
+        raise click.ClickException(f"the storage URL in the environment: {error}") from error
+    except StorageError as error:
+        raise click.ClickException(str(error)) from error
+    if isinstance(backend, NoopBackend):  # pragma: no cover - a non-empty URL is never Noop
+        raise click.UsageError(NO_STORAGE)
+    try:
+        yield backend
+    except StorageError as error:
+        raise click.ClickException(f"{mask_url(url)}: {error}") from error
+    finally:
+        backend.close()

@@ -1,0 +1,91 @@
+"""``agenttier-router db upgrade|check`` on every backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cli_helpers import run
+
+# The table Alembic keeps the revision in (storage/sql/schema.py's VERSION_TABLE).
+VERSION_TABLE = "agenttier_schema_version"
+
+
+def field(stdout: str, name: str) -> str:
+    """The value of a ``name: value`` line."""
+    for line in stdout.splitlines():
+        key, _, value = line.partition(":")
+        if key == name:
+            return value.strip()
+    raise AssertionError(f"no {name!r} line in {stdout!r}")
+
+
+def test_check_upgrade_check(store_url: str, database: Any) -> None:
+    empty = run("db", "check", "--dsn", store_url)
+    assert empty.code == 1
+    assert field(empty.stdout, "current") == "none"
+    head = field(empty.stdout, "head")
+    assert head
+    assert "agenttier-router db upgrade" in field(empty.stdout, "status")
+
+    upgraded = run("db", "upgrade", "--dsn", store_url)
+    assert upgraded.code == 0, upgraded.stderr
+    assert field(upgraded.stdout, "revision") == f"{head} (upgraded from none)"
+
+    again = run("db", "upgrade", "--dsn", store_url)
+    assert again.code == 0
+    assert field(again.stdout, "revision") == f"{head} (already up to date)"
+
+    current = run("db", "check", "--dsn", store_url)
+    assert current.code == 0, current.stdout
+    assert field(current.stdout, "current") == head
+    assert field(current.stdout, "status") == "up to date"
+    assert current.stderr == ""
+
+
+def test_a_schema_newer_than_the_code_fails_both_commands(
+    store_url: str, database: Any
+) -> None:
+    assert run("db", "upgrade", "--dsn", store_url).code == 0
+    database.execute(f"UPDATE {VERSION_TABLE} SET version_num = '9999_future'")
+
+    for command in ("check", "upgrade"):
+        result = run("db", command, "--dsn", store_url)
+        assert result.code == 1, command
+        assert result.stdout == ""
+        assert len(result.error_lines) == 1, result.stderr
+        assert result.error_lines[0].startswith("agenttier-router: ")
+        assert "9999_future" in result.stderr and "newer" in result.stderr
+
+
+def test_storage_sqlite_path_from_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "from-env.db"
+
+    result = run("db", "upgrade", env={"STORAGE_SQLITE_PATH": str(path)})
+
+    assert result.code == 0, result.stderr
+    assert path.exists()
+    assert str(path) in field(result.stdout, "database")
+    assert run("db", "check", env={"STORAGE_SQLITE_PATH": str(path)}).code == 0
+
+
+def test_storage_dsn_wins_over_the_sqlite_path(tmp_path: Path) -> None:
+    dsn_file, path_file = tmp_path / "dsn.db", tmp_path / "path.db"
+
+    result = run(
+        "db", "upgrade",
+        env={"STORAGE_DSN": f"sqlite:///{dsn_file}", "STORAGE_SQLITE_PATH": str(path_file)},
+    )
+
+    assert result.code == 0, result.stderr
+    assert dsn_file.exists() and not path_file.exists()
+
+
+def test_the_dsn_flag_wins_over_the_environment(tmp_path: Path) -> None:
+    flag_file, env_file = tmp_path / "flag.db", tmp_path / "env.db"
+
+    result = run("db", "upgrade", "--dsn", f"sqlite:///{flag_file}",
+                 env={"STORAGE_DSN": f"sqlite:///{env_file}"})
+
+    assert result.code == 0, result.stderr
+    assert flag_file.exists() and not env_file.exists()
