@@ -307,3 +307,10 @@ def test_noop_backend_stores_nothing() -> None:
     assert noop.summarize_costs(CostFilter()) == []
     noop.close()
     noop.close()
+
+
+def test_paging_within_a_window(backend: SQLBackend) -> None:
+    backend.write_batch([AuditEvent(actor="a", action=str(i), time=at(i)) for i in range(60)])
+    got = [e.action for e in all_audit(backend, since=at(10), until=at(50), limit=7)]
+    assert got == [str(i) for i in reversed(range(10, 50))]
+

@@ -168,12 +168,18 @@ class SQLBackend:
         ts = table.c.ts
         if query.since is not None:
             terms.append(ts >= format_ts(query.since))
-        if query.until is not None:
-            terms.append(ts < format_ts(query.until))
+        until = format_ts(query.until) if query.until is not None else None
         if query.cursor is not None:
             after_ts, after_id = decode_cursor(query.cursor)
-            # Row-value comparison written out, so that MySQL uses the index too.
-            terms.append(and_(ts <= after_ts, or_(ts < after_ts, table.c.id < after_id)))
+            if until is None or after_ts < until:
+                # The cursor is the tighter upper bound; giving only it lets
+                # SQLite start its index range there instead of at ``until``
+                # (which made page 500 cost 30 times page 1). Row-value
+                # comparison is written out so that MySQL uses the index too.
+                until = None
+                terms.append(and_(ts <= after_ts, or_(ts < after_ts, table.c.id < after_id)))
+        if until is not None:
+            terms.append(ts < until)
         return terms
 
     def _page(

@@ -51,6 +51,19 @@ def translate_errors(what: str, *, password: str | None = None) -> Iterator[None
         raise StorageError(message(error)) from error
     except OSError as error:
         raise BackendUnavailable(message(error)) from error
+    except Exception as error:
+        # A driver's own error, from a fast path that uses the driver directly
+        # (PostgreSQL's COPY); anything else is a bug and goes up unchanged.
+        if not _is_dbapi_error(error):
+            raise
+        raise (BackendUnavailable if _transient(error) else StorageError)(message(error)) from error
+
+
+def _is_dbapi_error(error: BaseException) -> bool:
+    """Whether ``error`` is a DB-API driver's ``Error`` (every driver exports that base class)."""
+    module = sys.modules.get(type(error).__module__.split(".")[0])
+    base = getattr(module, "Error", None)
+    return isinstance(base, type) and isinstance(error, base)
 
 
 def _transient(error: BaseException) -> bool:

@@ -19,10 +19,9 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from ..errors import StorageError
 from .base import SQLBackend
 from .migrate import SchemaStatus
-from .schema import WRITE_COLUMNS
+from .schema import INDEXES, WRITE_COLUMNS
 
 __all__ = ["SQLiteBackend"]
 
@@ -75,25 +74,11 @@ class SQLiteBackend(SQLBackend):
                 yield conn
 
     def upgrade(self) -> SchemaStatus:
-        """Create or upgrade the schema, then refresh the query planner's statistics."""
+        """Create or upgrade the schema, then give the query planner its fixed statistics."""
         status = super().upgrade()
-        self._analyze()
+        with self._connect("planner statistics") as conn, self._begin_write(conn):
+            _write_planner_statistics(conn)
         return status
-
-    def close(self) -> None:
-        """Refresh the planner's statistics (as SQLite advises before closing), then close."""
-        if not self._closed and self._schema_ready:
-            with contextlib.suppress(StorageError):
-                self._analyze()
-        super().close()
-
-    def _analyze(self) -> None:
-        # Without statistics SQLite may serve "actor = ? AND outcome = ?" from
-        # the outcome index, which matches most rows. A bounded ANALYZE reads
-        # at most ~400 rows per index, so it costs milliseconds at any size.
-        with self._connect("analyze") as conn, self._begin_write(conn):
-            conn.exec_driver_sql("PRAGMA analysis_limit=400")
-            conn.exec_driver_sql("ANALYZE")
 
     def _insert(self, conn: Connection, table: str, rows: list[tuple[Any, ...]]) -> None:
         columns = WRITE_COLUMNS[table]
@@ -102,3 +87,34 @@ class SQLiteBackend(SQLBackend):
             "ON CONFLICT (event_id) DO NOTHING",
             rows,
         )
+
+
+# Rows per distinct value, as SQLite's sqlite_stat1 records them, for the first
+# column of each index: a sandbox has few records, a namespace or an outcome
+# very many. Without statistics SQLite served "actor = ? AND outcome = ?" from
+# the outcome index; a bounded ANALYZE samples too few rows to rank the indexes
+# once a value has more than a few hundred rows, and a full one costs a second
+# per million rows. SQLite's planner documentation suggests fixed statistics
+# for exactly this: the plans stay the same whatever the data.
+_ROWS = 1_000_000
+_ROWS_PER_VALUE = {
+    "ts": 1, "sandbox_id": 100, "actor": 1_000, "phase": 100_000, "namespace": 20_000,
+    "action": 50_000, "resource": 300_000, "outcome": 300_000,
+}
+
+
+def _write_planner_statistics(conn: Connection) -> None:
+    rows = [
+        (table, f"ix_{table}_{columns[0]}",
+         " ".join([str(_ROWS), str(_ROWS_PER_VALUE[columns[0]])] + ["1"] * (len(columns) - 1)))
+        for table, indexes in INDEXES.items()
+        for columns in indexes
+    ]
+    rows += [(table, f"ux_{table}_event_id", f"{_ROWS} 1") for table in INDEXES]
+    conn.exec_driver_sql("ANALYZE sqlite_schema")  # creates sqlite_stat1 if it is missing
+    conn.exec_driver_sql(
+        f"DELETE FROM sqlite_stat1 WHERE tbl IN ({', '.join('?' * len(INDEXES))})",
+        tuple(INDEXES),
+    )
+    conn.exec_driver_sql("INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?, ?, ?)", rows)
+    conn.exec_driver_sql("ANALYZE sqlite_schema")  # loads the rows just written
