@@ -1,0 +1,174 @@
+"""The control plane's contract: sandboxes, their lifecycle, and the errors it raises.
+
+The HTTP API drives a :class:`ControlPlane` and never knows which one runs:
+the ``local`` one in this package (sandboxes in the Router's process) or a
+Kubernetes one (Sandbox custom resources). A control plane *emits* every
+lifecycle transition to the callback it is given; it knows nothing of storage.
+
+The tree of errors::
+
+    ControlPlaneError
+      + SandboxNotFound     no sandbox by that name in that namespace
+      + SandboxConflict     the name is taken, or the sandbox is in the wrong phase
+      + InvalidRequest      a bad template, name or command
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+__all__ = [
+    "ControlPlane",
+    "ControlPlaneError",
+    "ExecResult",
+    "InvalidRequest",
+    "Phase",
+    "Sandbox",
+    "SandboxConflict",
+    "SandboxNotFound",
+    "ShareLevel",
+    "Shares",
+    "Template",
+    "Transition",
+    "TransitionSink",
+]
+
+ShareLevel = Literal["viewer", "collaborator"]
+"""What a share grants: a viewer may read a sandbox; a collaborator may also exec, stop, resume."""
+
+
+class Phase(enum.StrEnum):
+    """A sandbox's lifecycle phase, spelled as the SDK's ``SandboxPhase``."""
+
+    CREATING = "Creating"
+    RUNNING = "Running"
+    STOPPED = "Stopped"
+    ERROR = "Error"
+    DELETING = "Deleting"
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A sandbox template: the resources a sandbox requests, which also set its cost rate."""
+
+    name: str
+    cpu: float
+    """vCPUs requested."""
+    memory_gib: float
+    """Memory requested, in GiB."""
+    description: str = ""
+    image: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Shares:
+    """Who a sandbox is shared with: identity -> level, for users and for groups."""
+
+    users: Mapping[str, ShareLevel] = field(default_factory=dict)
+    groups: Mapping[str, ShareLevel] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Sandbox:
+    """A snapshot of one sandbox. ``name`` is its id, unique within its namespace."""
+
+    name: str
+    namespace: str
+    template: Template
+    phase: Phase
+    owner: str
+    """The creator's subject."""
+    owner_email: str
+    created_at: datetime
+    last_activity_at: datetime
+    message: str = ""
+    shares: Shares = field(default_factory=Shares)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One lifecycle transition: ``sandbox`` as it is after entering ``phase`` at ``time``."""
+
+    sandbox: Sandbox
+    phase: Phase
+    reason: str
+    message: str
+    time: datetime
+
+
+TransitionSink = Callable[[Transition], None]
+"""What a control plane calls for every transition; it must return quickly and never raise."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    """What a command printed and how it ended; ``exit_code`` is 124 when it timed out."""
+
+    stdout: str
+    stderr: str
+    exit_code: int
+    timed_out: bool = False
+
+
+class ControlPlaneError(Exception):
+    """Base of every error a control plane raises."""
+
+
+class SandboxNotFound(ControlPlaneError):
+    """No sandbox by that name in that namespace."""
+
+
+class SandboxConflict(ControlPlaneError):
+    """The name is taken, or the sandbox is not in a phase that allows the action."""
+
+
+class InvalidRequest(ControlPlaneError, ValueError):
+    """A request the control plane refuses as malformed: unknown template, bad name, bad command."""
+
+
+class ControlPlane(Protocol):
+    """Creates, runs and removes sandboxes, and reports every lifecycle transition.
+
+    Every method is safe to call from several threads. Transitions go to the
+    sink given at construction, in the order they happen for each sandbox.
+    """
+
+    def templates(self) -> Mapping[str, Template]:
+        """The templates sandboxes may be created from, by name."""
+
+    def create(
+        self, name: str, namespace: str, template: str, owner: str, owner_email: str
+    ) -> Sandbox:
+        """Create a sandbox in phase Creating; it moves to Running once set up."""
+
+    def get(self, name: str, namespace: str) -> Sandbox:
+        """Return one sandbox, or raise :class:`SandboxNotFound`."""
+
+    def list(self, namespace: str | None = None) -> list[Sandbox]:
+        """Every sandbox, or those of one namespace, oldest first."""
+
+    def stop(self, name: str, namespace: str) -> Sandbox:
+        """Running -> Stopped. Raises :class:`SandboxConflict` from any other phase."""
+
+    def resume(self, name: str, namespace: str) -> Sandbox:
+        """Stopped -> Running. Raises :class:`SandboxConflict` from any other phase."""
+
+    def delete(self, name: str, namespace: str) -> None:
+        """Any phase -> Deleting -> gone."""
+
+    def exec(self, name: str, namespace: str, command: str, timeout: float) -> ExecResult:
+        """Run ``command`` in a Running sandbox, waiting at most ``timeout`` seconds."""
+
+    def share(self, name: str, namespace: str, kind: Literal["user", "group"], identity: str,
+              level: ShareLevel) -> Sandbox:
+        """Grant (or change) a user's or group's share."""
+
+    def unshare(self, name: str, namespace: str, identity: str) -> Sandbox:
+        """Revoke every share ``identity`` holds, as a user or as a group."""
+
+    def close(self) -> None:
+        """Stop background work; sandboxes of a local control plane go with the process."""
