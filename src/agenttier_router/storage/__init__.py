@@ -24,6 +24,7 @@ from .errors import (
 )
 from .filters import AuditFilter, CostFilter, CostTotal, Page, SandboxEventFilter
 from .open import backend_from_env, open_backend, url_from_env
+from .recorder import Recorder, RecorderConfig, drain_on_sigterm
 from .records import OUTCOMES, AuditEvent, CostSnapshot, Record, SandboxEvent
 from .sql import SchemaStatus, SQLBackend
 from .sql.url import mask_url
@@ -44,6 +45,8 @@ __all__ = [
     "NoopBackend",
     "Page",
     "Record",
+    "Recorder",
+    "RecorderConfig",
     "SQLBackend",
     "SandboxEvent",
     "SandboxEventFilter",
@@ -51,6 +54,7 @@ __all__ = [
     "SchemaStatus",
     "StorageError",
     "backend_from_env",
+    "drain_on_sigterm",
     "format_ts",
     "mask_url",
     "open_backend",

@@ -1,0 +1,450 @@
+"""The recorder's background writer: batches from the queue to the backend, the spool on failure.
+
+The order of records is a FIFO with up to three parts, oldest first: the
+spool (records the database could not take), a held batch (only when there is
+no spool: a failed batch kept in memory for the next try), and the in-memory
+queue. Records leave only from the oldest part, so they reach the database in
+the order they were recorded:
+
+- While the spool holds records, everything new goes behind them into the
+  spool, and the writer replays the spool's head.
+- Otherwise the writer takes a batch from the queue when it holds
+  ``batch_size`` records, when its oldest has waited ``flush_interval``, or
+  at once when a flush or close asks.
+
+Every ``write_batch`` call runs on a :class:`DeadlineCall` thread; the writer
+waits ``write_timeout`` for it. A call still outstanding after a second is a
+sign of trouble (a healthy batch commits in milliseconds): from then on, while
+it waits, the writer moves the batch in flight and then the queue to the
+spool every 50 ms, so that a stalled database neither fills the queue nor
+leaves more than a moment's records only in memory, where a SIGKILL would
+lose them. A failure (an error, or the deadline)
+moves the batch to the spool (or holds it when there is none) and starts an
+exponential backoff with jitter; while it lasts, the writer keeps moving the
+queue into the spool. A flush or close cuts a backoff short once, so that it
+tries the database at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from time import monotonic
+from typing import TYPE_CHECKING
+
+from ._deadline import DeadlineCall
+from ._metrics import RecorderMetrics
+from ._ratelimit import RateLimitedLog, describe
+from .backend import Backend
+from .errors import BackendUnavailable
+from .records import Record
+from .spool import Spool
+
+if TYPE_CHECKING:
+    from .recorder import RecorderConfig
+
+__all__ = ["Writer"]
+
+_POLL = 0.05  # seconds between looks at the queue while a write is outstanding
+_IDLE = 1.0  # the longest the writer sleeps without looking around
+
+
+@dataclass(slots=True)
+class _Flight:
+    """The batch a write_batch call is carrying, and where it came from."""
+
+    records: list[Record]
+    upto: int = 0  # the last spool seq it covers, when it is (also) in the spool
+    replay: bool = False  # it came from the spool
+
+
+class Writer:
+    """The thread that moves records from the queue to the backend (or the spool)."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        config: RecorderConfig,
+        queue: deque[Record],
+        metrics: RecorderMetrics,
+        spool: Spool | None,
+        log: RateLimitedLog,
+        *,
+        name: str = "agenttier-recorder",
+    ) -> None:
+        self._cfg = config
+        self._queue = queue
+        self._metrics = metrics
+        self.spool = spool
+        self._log = log
+        self._target = getattr(backend, "url", None) or type(backend).__name__
+        self._caller: DeadlineCall[list[Record]] = DeadlineCall(
+            backend.write_batch, name=f"{name}-db", on_done=self.poke
+        )
+        self._held: list[Record] | None = None
+        self._failures = 0
+        self._retry_at = 0.0
+        self._first_seen: float | None = None
+        self._due = 0
+        # A healthy batch commits in milliseconds; one outstanding this long is trouble.
+        self._slow = min(1.0, config.write_timeout / 2)
+        # Shared with Recorder.record(): it wakes the writer once the queue reaches wake_at.
+        self.sleeping = False
+        self.wake_at = 1
+        self.wake = threading.Event()
+        # Shared with flush() and close().
+        self._cond = threading.Condition()
+        self._requested = 0
+        self._seen = 0
+        self._flushed = 0
+        self._stop_at: float | None = None
+        self._stop_seen = False
+        self._abandoned = False
+        self.result: bool | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    # -- called from other threads -------------------------------------------------
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._thread.start()
+
+    def poke(self) -> None:
+        """Wake the writer now."""
+        self.sleeping = False
+        self.wake.set()
+
+    def flush(self, timeout: float) -> bool:
+        """Ask for everything queued so far to be written; wait up to ``timeout``."""
+        deadline = monotonic() + timeout
+        with self._cond:
+            self._requested += 1
+            wanted = self._requested
+        self.poke()
+        with self._cond:
+            while self._flushed < wanted:
+                remaining = deadline - monotonic()
+                if remaining <= 0 or not self._thread.is_alive():
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    def stop(self, timeout: float) -> bool:
+        """Drain into the database for up to ``timeout`` seconds, then stop.
+
+        What is still unwritten goes to the spool (or, without one, is dropped
+        and counted). Returns True when everything reached the database.
+        """
+        if self._stop_at is None:
+            self._stop_at = monotonic() + timeout
+        self.poke()
+        if self._thread.is_alive():
+            # The writer stops itself at the deadline; the grace covers its last spool write.
+            self._thread.join(timeout + 5.0)
+        return self.result is True
+
+    # -- the thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            try:
+                if self._step():
+                    break
+            except Exception as error:  # a bug here must not end the recording
+                self._log("internal", logging.ERROR, "recorder writer error: %s", describe(error))
+                self.wake.wait(_POLL)
+        try:
+            self._finish()
+        except Exception as error:
+            self._log("internal", logging.ERROR, "recorder shutdown error: %s", describe(error))
+            self.result = False
+        finally:
+            with self._cond:
+                self._cond.notify_all()
+
+    def _step(self) -> bool:
+        """Do one piece of work, or sleep until there is some; True when it is time to stop."""
+        self._absorb_drops()
+        now = monotonic()
+        stop_at = self._stop_at
+        if stop_at is not None and now >= stop_at:
+            return True
+        requested = self._requested  # read before the queue: flush() counts on that order
+        if requested != self._seen:
+            self._seen = requested
+            self._retry_at = 0.0  # a flush or close tries the database at once
+        if stop_at is not None and not self._stop_seen:
+            self._stop_seen = True
+            self._retry_at = 0.0
+        if self._abandoned and not self._caller.busy:
+            self._abandoned = False
+            error, seconds = self._caller.outcome
+            self._log("late", logging.WARNING,
+                      "the abandoned write to %s returned after %.1fs (%s); its records were "
+                      "spooled and will be written again, harmlessly", self._target, seconds,
+                      describe(error) if error else "it succeeded")
+        urgent = stop_at is not None or requested != self._flushed
+        writable = not self._caller.busy and now >= self._retry_at
+        spool = self.spool
+        backlog = bool(spool is not None and spool.count) or self._held is not None
+        queue = self._queue
+
+        if not self._due:
+            n = len(queue)
+            first = self._first_seen
+            aged = first is not None and now - first >= self._cfg.flush_interval
+            if n >= self._cfg.batch_size or (n and (urgent or aged)):
+                self._due, self._first_seen = n, None
+            elif n and self._first_seen is None:
+                self._first_seen = now
+
+        if backlog and writable:
+            if spool is not None:
+                self._spill(self._take(len(queue)))  # behind the spool, to keep the order
+                self._replay(spool)
+            else:
+                held, self._held = self._held or [], None
+                self._write(_Flight(held))
+            return False
+        if self._due:
+            if writable:
+                self._write(_Flight(self._take(min(self._due, self._cfg.batch_size))))
+                return False
+            if spool is not None:
+                self._spill(self._take(self._due))
+                return False
+        elif urgent and not queue and not backlog:
+            self._flushed_up_to(requested)
+            if stop_at is not None:
+                return True
+        self._sleep(now, writable, backlog)
+        return False
+
+    def _sleep(self, now: float, writable: bool, backlog: bool) -> None:
+        cfg = self._cfg
+        queue = self._queue
+        timeouts = [_IDLE]
+        sink = writable or self.spool is not None  # somewhere for due records to go
+        if self._due and not sink:
+            threshold = cfg.queue_size + 1  # nothing to do with more records; wait for the retry
+        elif queue:
+            threshold = cfg.batch_size
+        else:
+            threshold = 1  # wake on the first record, to start its age clock
+        if self._first_seen is not None and sink:
+            timeouts.append(self._first_seen + cfg.flush_interval - now)
+        if not writable and not self._caller.busy:
+            timeouts.append(self._retry_at - now)
+        if self._stop_at is not None:
+            timeouts.append(self._stop_at - now)
+        wake = self.wake
+        wake.clear()
+        self.wake_at = threshold
+        self.sleeping = True
+        # Look again after publishing the flag: a record appended just before must not be missed.
+        if (
+            len(queue) < threshold
+            and self._requested == self._seen
+            and (self._stop_at is None or self._stop_seen)
+        ):
+            wake.wait(max(0.0, min(timeouts)))
+        self.sleeping = False
+
+    # -- moving records ------------------------------------------------------------
+
+    def _take(self, n: int) -> list[Record]:
+        """Take up to ``n`` records off the queue, oldest first."""
+        pop = self._queue.popleft
+        batch: list[Record] = []
+        append = batch.append
+        try:
+            for _ in range(n):
+                append(pop())
+        except IndexError:
+            pass
+        self._due = max(0, self._due - len(batch))
+        if batch:
+            self._metrics.add(self._metrics.enqueued, batch)
+        return batch
+
+    def _spill(self, records: Sequence[Record], *, still_held: bool = False) -> int:
+        """Append ``records`` to the spool, counting them; return how many it kept.
+
+        If the spool cannot be written, the records are dropped and counted,
+        unless ``still_held`` says the caller keeps them anyway (a batch in flight).
+        """
+        if not records or self.spool is None:
+            return 0
+        try:
+            evicted = self.spool.append(records)
+        except Exception as error:
+            n = len(records) if still_held else self._metrics.drop(records, "spool_error")
+            self._log(
+                "spool_error", logging.ERROR,
+                "could not write %d records to the spool in %s%s: %s",
+                n, self.spool.directory, "" if still_held else "; dropped them",
+                describe(error),
+            )
+            return 0
+        kept = len(records) - sum(evicted.values()) if evicted else len(records)
+        self._metrics.add(self._metrics.spooled, records)
+        if evicted:
+            # Evicted records were counted as spooled and are now dropped.
+            n = self._metrics.drop_counts(evicted, "spool_full")
+            self._log(
+                "dropped:spool_full", logging.ERROR,
+                "spool in %s is at its cap of %d bytes; dropped the %d oldest records",
+                self.spool.directory, self.spool.max_bytes, n,
+            )
+        return kept
+
+    def _replay(self, spool: Spool) -> None:
+        try:
+            upto, records = spool.peek(self._cfg.batch_size)
+        except Exception as error:
+            self._log("spool_error", logging.ERROR, "could not read the spool: %s", describe(error))
+            self._backoff()
+            return
+        if records:
+            self._write(_Flight(records, upto=upto, replay=True))
+        else:
+            spool.refresh()  # the count was off; never spin on it
+
+    def _write(self, flight: _Flight) -> None:
+        """Send one batch through the deadline caller and deal with the outcome."""
+        if not flight.records:
+            return
+        self._caller.submit(flight.records)
+        started = monotonic()
+        deadline = started + self._cfg.write_timeout
+        if self._stop_at is not None:
+            deadline = min(deadline, self._stop_at)
+        while not self._caller.wait(min(_POLL, deadline - monotonic())):
+            self._absorb_drops()
+            if self.spool is not None and monotonic() - started >= self._slow:
+                self._make_room(flight)
+            if monotonic() >= deadline:
+                self._failed(flight, None)
+                return
+        error, seconds = self._caller.outcome
+        self._metrics.batch_seconds.observe(seconds)
+        if error is not None:
+            self._failed(flight, error)
+            return
+        if flight.upto and self.spool is not None:
+            # It was in the spool (a replay, or spilled by _make_room): count it as replayed,
+            # so that spooled = replayed + spool_depth + dropped{spool_full} always holds.
+            try:
+                removed = self.spool.remove(flight.upto)
+            except Exception as err:
+                # Written, but still spooled: it will be written again, harmlessly.
+                self._log("spool_error", logging.ERROR,
+                          "could not remove replayed records from the spool: %s", describe(err))
+            else:
+                self._metrics.add_counts(self._metrics.replayed, removed)
+        else:
+            self._metrics.add(self._metrics.written, flight.records)
+        if self._failures:
+            self._log("recovered", logging.WARNING,
+                      "%s is writable again after %d failed attempts; %d records spooled",
+                      self._target, self._failures, self.spool.count if self.spool else 0)
+        self._failures = 0
+        self._retry_at = 0.0
+
+    def _make_room(self, flight: _Flight) -> None:
+        """During a stalled write, make everything durable: the batch in flight, then the queue.
+
+        The batch goes first so that, should it fail, the spool still holds
+        everything in order; should it succeed, it is removed from the spool.
+        """
+        spool = self.spool
+        if spool is None:
+            return
+        if not flight.upto:  # a batch from the queue: the spool was empty when it left
+            if not self._spill(flight.records, still_held=True):
+                return
+            flight.upto = spool.last_seq
+            spool.pin(flight.upto)
+        self._spill(self._take(len(self._queue)))
+
+    def _failed(self, flight: _Flight, error: BaseException | None) -> None:
+        """A write failed or timed out: keep its batch (spool, or hold) and back off."""
+        kind = (
+            "timeout" if error is None
+            else "unavailable" if isinstance(error, BackendUnavailable)
+            else "error"
+        )
+        self._metrics.errors[kind] += 1
+        spool = self.spool
+        if error is None:
+            self._abandoned = True
+        if flight.upto:  # already in the spool, where it stays
+            if spool is not None:
+                spool.unpin()
+        elif spool is not None:
+            self._spill(flight.records)
+        else:
+            self._held = flight.records
+        delay = self._backoff()
+        what = (
+            f"did not answer within {self._cfg.write_timeout:g}s; the call is abandoned "
+            "and no new write starts until it returns"
+            if error is None
+            else describe(error)
+        )
+        where = (
+            f"{spool.count} records in the spool" if spool is not None
+            else f"holding {len(flight.records)} records in memory (no spool_dir)"
+        )
+        self._log(kind, logging.WARNING, "writing %d records to %s failed: %s; %s; retry in %.1fs",
+                  len(flight.records), self._target, what, where, delay)
+
+    def _backoff(self) -> float:
+        """Schedule the next try: exponential, capped, with jitter so replicas spread out."""
+        self._failures += 1
+        cfg = self._cfg
+        ceiling = min(cfg.retry_max, cfg.retry_initial * 2.0 ** min(self._failures - 1, 30))
+        delay = ceiling * random.uniform(0.5, 1.0)
+        self._retry_at = monotonic() + delay
+        return delay
+
+    def _absorb_drops(self) -> None:
+        for reason, n in self._metrics.absorb_drops().items():
+            extra = f" (queue_size={self._cfg.queue_size})" if reason == "queue_full" else ""
+            self._log(f"dropped:{reason}", logging.ERROR,
+                      "recorder dropped %d records: %s%s", n, reason, extra)
+
+    def _flushed_up_to(self, requested: int) -> None:
+        if self._flushed < requested:
+            with self._cond:
+                self._flushed = requested
+                self._cond.notify_all()
+
+    def _finish(self) -> None:
+        """At the stop deadline, or once drained: keep what is left, release the spool."""
+        self._absorb_drops()
+        leftovers = (self._held or []) + self._take(len(self._queue))
+        self._held = None
+        spool = self.spool
+        if leftovers:
+            if spool is not None:
+                self._spill(leftovers)
+            else:
+                n = self._metrics.drop(leftovers, "shutdown")
+                self._log("dropped:shutdown", logging.ERROR,
+                          "recorder closed with %d records unwritten and no spool; dropped them", n)
+        clean = not leftovers and not (spool is not None and spool.count)
+        if spool is not None:
+            if spool.count:
+                self._log("shutdown", logging.WARNING,
+                          "recorder closed with %d records in the spool in %s; the next start "
+                          "replays them", spool.count, spool.directory)
+            spool.close()
+        self._caller.stop()
+        self.result = clean
+        if clean:
+            self._flushed_up_to(self._requested)
