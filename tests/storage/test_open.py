@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import SERVER_URLS, admin_engine
+from realdb import SERVER_URLS, admin_engine
 from sqlalchemy import text
 
 from agenttier_router.storage import (

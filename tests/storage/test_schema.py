@@ -9,7 +9,7 @@ import stat
 from datetime import UTC, datetime
 
 import pytest
-from conftest import IsolatedDatabase
+from realdb import IsolatedDatabase
 from sqlalchemy import create_engine, inspect, text
 
 from agenttier_router.storage import (
