@@ -1,7 +1,8 @@
 """Control planes: where sandboxes live and go through their lifecycle.
 
 :mod:`.base` is the contract the HTTP API drives; :mod:`.local` runs sandboxes
-in the Router's own process (no isolation: evaluation only).
+in the Router's own process (no isolation: evaluation only); :mod:`.templates`
+holds the default templates and reads a templates file.
 """
 
 from __future__ import annotations
@@ -21,12 +22,16 @@ from .base import (
     Transition,
     TransitionSink,
 )
+from .local import LocalControlPlane
+from .templates import DEFAULT_TEMPLATES, load_templates
 
 __all__ = [
+    "DEFAULT_TEMPLATES",
     "ControlPlane",
     "ControlPlaneError",
     "ExecResult",
     "InvalidRequest",
+    "LocalControlPlane",
     "Phase",
     "Sandbox",
     "SandboxConflict",
@@ -36,4 +41,5 @@ __all__ = [
     "Template",
     "Transition",
     "TransitionSink",
+    "load_templates",
 ]

@@ -1,0 +1,604 @@
+"""The ``local`` control plane: sandboxes in the Router's own process, for evaluation only.
+
+Each sandbox is an entry in memory plus a working directory ``root/<namespace>/<name>``.
+Commands run with ``/bin/sh -c`` in that directory, as the Router's own user, on the
+Router's own machine. There is no isolation of any kind::
+
+    plane = LocalControlPlane(Path("/var/lib/agenttier"), DEFAULT_TEMPLATES, print)
+    plane.create("sb-1", "default", "minimal", owner="alice", owner_email="a@example.com")
+    plane.exec("sb-1", "default", "echo hello", timeout=10)   # once it is Running
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import re
+import selectors
+import shutil
+import signal
+import stat
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Literal
+
+from .base import (
+    ControlPlane,
+    ControlPlaneError,
+    ExecResult,
+    InvalidRequest,
+    Phase,
+    Sandbox,
+    SandboxConflict,
+    SandboxNotFound,
+    ShareLevel,
+    Shares,
+    Template,
+    Transition,
+    TransitionSink,
+)
+
+__all__ = ["LocalControlPlane"]
+
+_log = logging.getLogger(__name__)
+
+_LABEL = re.compile(r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?")  # RFC 1123, at most 63 chars
+_MAX_TIMEOUT = 3600.0
+_MAX_IDENTITY = 255
+# Linux refuses a single argument of 128 KiB or more (MAX_ARG_STRLEN) with E2BIG.
+_MAX_COMMAND_BYTES = 128 * 1024 - 1
+_OUTPUT_CAP = 1 << 20
+_TIMEOUT_EXIT = 124
+_PATH = "/usr/local/bin:/usr/bin:/bin"
+_READ_SIZE = 1 << 16
+_DRAIN_READS = 32  # x 64 KiB: more than a pipe can hold
+_SETUP_THREADS = 4
+_POLL = 0.05  # seconds between checks on the command when pidfd_open is unavailable
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _frozen(mapping: Mapping[str, ShareLevel]) -> Mapping[str, ShareLevel]:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(eq=False)
+class _Exec:
+    """One running command. Its group is killed, and it leaves ``execs``, before it is reaped."""
+
+    proc: subprocess.Popen[bytes] | None = None
+    killed: str = ""  # why the control plane killed it, if it did
+
+
+@dataclass(eq=False)
+class _Entry:
+    sandbox: Sandbox
+    workdir: Path
+    execs: set[_Exec] = field(default_factory=set)
+    pending: deque[Transition] = field(default_factory=deque)
+    # Serialises delivery, so that each sandbox's transitions reach the sink in order.
+    emit_lock: threading.RLock = field(default_factory=threading.RLock)
+    # Serialises making and removing the working directory.
+    dir_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class LocalControlPlane:
+    """A control plane whose sandboxes are working directories on the Router's machine.
+
+    **There is NO isolation.** Commands run as the Router's user, on the Router's
+    machine, with the Router's network and file access; a sandbox's directory only
+    sets where they start. Use it for evaluation only, never with untrusted users.
+
+    What it does give: the real lifecycle (Creating -> Running <-> Stopped ->
+    Deleting -> gone, and Error when setup fails), a private 0700 working directory
+    per sandbox, a scrubbed environment (``PATH``, ``HOME``, ``LANG``, ``TERM`` only,
+    so the Router's secrets never reach a command), timeouts that kill the command's
+    whole process group, and output capped at 1 MiB per stream. A command's
+    background processes do not outlive its exec. Sandboxes live in memory: they go
+    with the process; a new sandbox never sees a directory an earlier one left.
+
+    Every transition reaches ``on_transition`` in order for each sandbox, and
+    before the call that caused it returns (setup's come from a background
+    thread, or from whichever caller is delivering that sandbox's transitions).
+    The sink is never called with a lock held that other sandboxes need; an
+    exception from it is logged and ignored.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        templates: Mapping[str, Template],
+        on_transition: TransitionSink,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._root = Path(root).absolute()
+        self._root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._templates: Mapping[str, Template] = MappingProxyType(dict(templates))
+        self._sink = on_transition
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._sandboxes: dict[tuple[str, str], _Entry] = {}
+        self._closed = False
+        self._setup = ThreadPoolExecutor(_SETUP_THREADS, thread_name_prefix="sandbox-setup")
+
+    def __repr__(self) -> str:
+        return f"LocalControlPlane(root={str(self._root)!r}, sandboxes={len(self._sandboxes)})"
+
+    def templates(self) -> Mapping[str, Template]:
+        """The templates sandboxes may be created from, by name (read-only)."""
+        return self._templates
+
+    def create(
+        self, name: str, namespace: str, template: str, owner: str, owner_email: str
+    ) -> Sandbox:
+        """Record a sandbox in phase Creating and return it; setup then moves it to Running.
+
+        Raises :class:`InvalidRequest` for a bad name or namespace (RFC 1123 labels)
+        or an unknown template, and :class:`SandboxConflict` if the name is taken.
+        """
+        _check_label(name, "name")
+        _check_label(namespace, "namespace")
+        for value, what in ((owner, "owner"), (owner_email, "owner_email")):
+            if not isinstance(value, str):
+                raise InvalidRequest(f"{what} must be a string")
+        chosen = self._templates.get(template) if isinstance(template, str) else None
+        if chosen is None:
+            raise InvalidRequest(
+                f"unknown template {template!r}; known: {', '.join(sorted(self._templates))}"
+            )
+        with self._lock:
+            self._check_open()
+            if (namespace, name) in self._sandboxes:
+                raise SandboxConflict(f"{_describe(name, namespace)} already exists")
+            now = self._clock()
+            empty: Mapping[str, ShareLevel] = MappingProxyType({})
+            sandbox = Sandbox(
+                name=name, namespace=namespace, template=chosen, phase=Phase.CREATING,
+                owner=owner, owner_email=owner_email, created_at=now, last_activity_at=now,
+                shares=Shares(users=empty, groups=empty),
+            )
+            entry = _Entry(sandbox=sandbox, workdir=self._root / namespace / name)
+            self._sandboxes[namespace, name] = entry
+            entry.pending.append(Transition(sandbox, Phase.CREATING, "Created", "", now))
+            self._setup.submit(self._set_up, entry)
+        self._flush(entry)
+        return sandbox
+
+    def get(self, name: str, namespace: str) -> Sandbox:
+        """Return one sandbox, or raise :class:`SandboxNotFound`."""
+        with self._lock:
+            return self._entry(name, namespace).sandbox
+
+    def list(self, namespace: str | None = None) -> list[Sandbox]:
+        """Every sandbox, or those of one namespace, oldest first."""
+        with self._lock:
+            return [
+                entry.sandbox for (ns, _), entry in self._sandboxes.items()
+                if namespace is None or ns == namespace
+            ]
+
+    def stop(self, name: str, namespace: str) -> Sandbox:
+        """Running -> Stopped, killing any command still running in it."""
+        with self._lock:
+            entry = self._entry(name, namespace)
+            _require(entry, Phase.RUNNING, "stop")
+            _kill_execs(entry, "the sandbox was stopped")
+            sandbox = self._move(entry, Phase.STOPPED, "Stopped")
+        self._flush(entry)
+        return sandbox
+
+    def resume(self, name: str, namespace: str) -> Sandbox:
+        """Stopped -> Running."""
+        with self._lock:
+            entry = self._entry(name, namespace)
+            _require(entry, Phase.STOPPED, "resume")
+            sandbox = self._move(entry, Phase.RUNNING, "Resumed")
+        self._flush(entry)
+        return sandbox
+
+    def delete(self, name: str, namespace: str) -> None:
+        """Any phase -> Deleting; kill its commands, remove its directory, then forget it.
+
+        The last transition has phase Deleting and reason ``Deleted``. If the
+        directory cannot be removed, the sandbox goes to Error (``DeleteFailed``),
+        stays listed so that delete can be retried, and :class:`ControlPlaneError` is raised.
+        """
+        with self._lock:
+            entry = self._entry(name, namespace)
+            if entry.sandbox.phase is Phase.DELETING:
+                raise SandboxConflict(f"{_describe(name, namespace)} is already Deleting")
+            _kill_execs(entry, "the sandbox was deleted")
+            self._move(entry, Phase.DELETING, "Deleting")
+        self._flush(entry)
+        try:
+            # Setup checks the phase under this lock, so no directory appears after this.
+            with entry.dir_lock:
+                _remove_tree(entry.workdir)
+        except OSError as error:
+            with self._lock:
+                self._move(entry, Phase.ERROR, "DeleteFailed",
+                           f"could not remove the working directory: {error.strerror or error}")
+            self._flush(entry)
+            raise ControlPlaneError(f"could not delete {_describe(name, namespace)}") from error
+        with self._lock:
+            del self._sandboxes[namespace, name]
+            entry.pending.append(
+                Transition(entry.sandbox, Phase.DELETING, "Deleted", "", self._clock())
+            )
+        self._flush(entry)
+
+    def exec(self, name: str, namespace: str, command: str, timeout: float) -> ExecResult:
+        """Run ``/bin/sh -c command`` in a Running sandbox's directory, for at most ``timeout`` s.
+
+        On timeout the command's whole process group is killed and the result has
+        exit code 124, ``timed_out=True`` and the output captured so far. A command
+        killed by stop or delete ends with 128 + the signal number (137).
+        """
+        _check_command(command)
+        _check_timeout(timeout)
+        run = _Exec()
+        with self._lock:
+            self._check_open()
+            entry = self._entry(name, namespace)
+            _require(entry, Phase.RUNNING, "exec in")
+            entry.execs.add(run)
+            self._touch(entry)
+        try:
+            result = self._run(entry, run, command, float(timeout))
+        finally:
+            with self._lock:
+                entry.execs.discard(run)
+                self._touch(entry)
+        return result
+
+    def share(self, name: str, namespace: str, kind: Literal["user", "group"], identity: str,
+              level: ShareLevel) -> Sandbox:
+        """Grant (or change) a user's or group's share, and return the updated sandbox."""
+        if kind not in ("user", "group"):
+            raise InvalidRequest(f"kind must be 'user' or 'group' (got {kind!r})")
+        if level not in ("viewer", "collaborator"):
+            raise InvalidRequest(f"level must be 'viewer' or 'collaborator' (got {level!r})")
+        _check_identity(identity)
+        with self._lock:
+            entry = self._entry(name, namespace)
+            _refuse_deleting(entry, "share")
+            old = entry.sandbox.shares
+            if kind == "user":
+                shares = Shares(users=_frozen({**old.users, identity: level}), groups=old.groups)
+            else:
+                shares = Shares(users=old.users, groups=_frozen({**old.groups, identity: level}))
+            entry.sandbox = replace(entry.sandbox, shares=shares)
+            return entry.sandbox
+
+    def unshare(self, name: str, namespace: str, identity: str) -> Sandbox:
+        """Revoke every share ``identity`` holds, as a user or as a group (none is fine)."""
+        _check_identity(identity)
+        with self._lock:
+            entry = self._entry(name, namespace)
+            _refuse_deleting(entry, "unshare")
+            old = entry.sandbox.shares
+            shares = Shares(
+                users=_frozen({k: v for k, v in old.users.items() if k != identity}),
+                groups=_frozen({k: v for k, v in old.groups.items() if k != identity}),
+            )
+            entry.sandbox = replace(entry.sandbox, shares=shares)
+            return entry.sandbox
+
+    def close(self) -> None:
+        """Kill every running command and stop the setup threads; create and exec then refuse.
+
+        Sandboxes stay in memory and their directories on disk.
+        """
+        with self._lock:
+            self._closed = True
+            for entry in self._sandboxes.values():
+                _kill_execs(entry, "the control plane was closed")
+        self._setup.shutdown(wait=True, cancel_futures=True)
+
+    # Lifecycle internals. Methods named ``_move``/``_touch``/``_entry`` need ``self._lock``.
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ControlPlaneError("the control plane is closed")
+
+    def _entry(self, name: str, namespace: str) -> _Entry:
+        entry = self._sandboxes.get((namespace, name))
+        if entry is None:
+            raise SandboxNotFound(f"no {_describe(name, namespace)}")
+        return entry
+
+    def _move(self, entry: _Entry, phase: Phase, reason: str, message: str = "") -> Sandbox:
+        entry.sandbox = replace(entry.sandbox, phase=phase, message=message)
+        entry.pending.append(Transition(entry.sandbox, phase, reason, message, self._clock()))
+        return entry.sandbox
+
+    def _touch(self, entry: _Entry) -> None:
+        entry.sandbox = replace(entry.sandbox, last_activity_at=self._clock())
+
+    def _flush(self, entry: _Entry) -> None:
+        """Deliver the entry's pending transitions, in order, outside ``self._lock``."""
+        with entry.emit_lock:
+            while True:
+                with self._lock:
+                    if not entry.pending:
+                        return
+                    transition = entry.pending.popleft()
+                try:
+                    self._sink(transition)
+                except Exception:
+                    _log.exception("the transition sink failed on %s -> %s (%s)",
+                                   _describe(entry.sandbox.name, entry.sandbox.namespace),
+                                   transition.phase, transition.reason)
+
+    def _set_up(self, entry: _Entry) -> None:
+        """Background: make the working directory, then Creating -> Running (or Error)."""
+        try:
+            with entry.dir_lock:
+                with self._lock:
+                    if entry.sandbox.phase is not Phase.CREATING:
+                        return  # deleted before setup ran
+                _make_workdir(entry.workdir)
+                with self._lock:
+                    if entry.sandbox.phase is Phase.CREATING:
+                        self._move(entry, Phase.RUNNING, "Started")
+        except Exception as error:
+            _log.exception("setting up %s failed",
+                           _describe(entry.sandbox.name, entry.sandbox.namespace))
+            detail = error.strerror if isinstance(error, OSError) and error.strerror else error
+            with self._lock:
+                if entry.sandbox.phase is Phase.CREATING:
+                    self._move(entry, Phase.ERROR, "SetupFailed",
+                               f"could not create the working directory: {detail}")
+        self._flush(entry)
+
+    def _run(self, entry: _Entry, run: _Exec, command: str, timeout: float) -> ExecResult:
+        """Start the command, collect its output, and end its process group."""
+        with self._lock:
+            if run.killed:  # stopped or deleted since exec was accepted: start nothing
+                return ExecResult("", _marker(f"killed: {run.killed}"), 128 + signal.SIGKILL)
+        try:
+            proc = subprocess.Popen(
+                ["/bin/sh", "-c", command], cwd=entry.workdir, env=_environment(entry.workdir),
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                start_new_session=True, close_fds=True, umask=0o077,
+            )
+        except OSError as error:
+            raise ControlPlaneError(
+                f"could not start the command in {entry.sandbox.name!r}: {error.strerror}"
+            ) from error
+        with self._lock:
+            run.proc = proc
+            if run.killed:  # stopped or deleted while the process was starting
+                _kill_group(proc)
+
+        def end_group() -> None:
+            # Kill the group while the leader is still unreaped (so its id cannot have been
+            # reused), and leave ``execs`` so that nobody else signals it after the reap.
+            with self._lock:
+                if run in entry.execs:
+                    _kill_group(proc)
+                    entry.execs.discard(run)
+
+        with proc:
+            try:
+                out, err, timed_out = _collect(proc, timeout, end_group)
+            finally:
+                end_group()  # in case collecting failed (a no-op if it already ran)
+                proc.wait()
+        stdout = out.text("stdout")
+        stderr = err.text("stderr")
+        if timed_out:
+            return ExecResult(stdout, stderr + _marker(f"timed out after {timeout:g} s"),
+                              _TIMEOUT_EXIT, timed_out=True)
+        code = proc.returncode
+        if run.killed:
+            stderr += _marker(f"killed: {run.killed}")
+        return ExecResult(stdout, stderr, 128 - code if code < 0 else code)
+
+
+class _Capture:
+    """One output stream, kept up to 1 MiB; the rest is read and counted, then dropped."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.dropped = 0
+
+    def add(self, chunk: bytes) -> None:
+        room = _OUTPUT_CAP - len(self.data)
+        self.data += chunk[:room]
+        self.dropped += max(0, len(chunk) - room)
+
+    def text(self, stream: str) -> str:
+        text = self.data.decode("utf-8", errors="replace")
+        if self.dropped:
+            text += _marker(f"{stream} truncated at 1 MiB; {self.dropped} more bytes dropped")
+        return text
+
+
+def _collect(
+    proc: subprocess.Popen[bytes], timeout: float, end_group: Callable[[], None]
+) -> tuple[_Capture, _Capture, bool]:
+    """Read stdout and stderr until the leader exits or ``timeout`` passes; then end the group.
+
+    Waiting on the leader rather than on end-of-file means that a background
+    process holding the pipes (``sleep 30 &``) cannot keep the exec waiting.
+    """
+    assert proc.stdout is not None and proc.stderr is not None
+    captures = {proc.stdout.fileno(): _Capture(), proc.stderr.fileno(): _Capture()}
+    deadline = time.monotonic() + timeout
+    timed_out = False
+    try:
+        pidfd: int | None = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3: poll instead
+        pidfd = None
+    with selectors.DefaultSelector() as selector:
+        for fd in captures:
+            os.set_blocking(fd, False)
+            selector.register(fd, selectors.EVENT_READ)
+        if pidfd is not None:
+            selector.register(pidfd, selectors.EVENT_READ)
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    timed_out = True
+                    break
+                wait = remaining if pidfd is not None else min(remaining, _POLL)
+                ready = [key.fd for key, _ in selector.select(wait)]
+                for fd in ready:
+                    if fd in captures and not _read(fd, captures[fd]):
+                        selector.unregister(fd)
+                # Without pidfd, poll() reaps the leader: a small window for id reuse.
+                if pidfd in ready or (pidfd is None and proc.poll() is not None):
+                    break
+            end_group()
+            # The group is dead: take what it wrote, without waiting on escaped processes
+            # (bounded, as one that escaped may write for ever; a pipe holds at most 1 MiB).
+            for fd, capture in captures.items():
+                for _ in range(_DRAIN_READS):
+                    if not _read(fd, capture):
+                        break
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+    return captures[proc.stdout.fileno()], captures[proc.stderr.fileno()], timed_out
+
+
+def _read(fd: int, capture: _Capture) -> bool:
+    """Read what is available; False at end of file or when nothing is ready."""
+    try:
+        chunk = os.read(fd, _READ_SIZE)
+    except BlockingIOError:
+        return False
+    except OSError:  # e.g. EBADF once end of file was seen
+        return False
+    capture.add(chunk)
+    return bool(chunk)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _kill_execs(entry: _Entry, why: str) -> None:
+    """Kill every command running in the sandbox (needs the control plane's lock)."""
+    for run in entry.execs:
+        run.killed = run.killed or why
+        if run.proc is not None:
+            _kill_group(run.proc)
+
+
+def _marker(text: str) -> str:
+    return f"\n[agenttier: {text}]\n"
+
+
+def _environment(workdir: Path) -> dict[str, str]:
+    # Nothing is inherited, so the Router's own variables (and secrets) never reach a command.
+    return {"PATH": _PATH, "HOME": str(workdir), "LANG": "C.UTF-8", "TERM": "dumb"}
+
+
+def _make_workdir(workdir: Path) -> None:
+    workdir.parent.mkdir(mode=0o700, exist_ok=True)
+    # A directory left by an earlier Router process belongs to a forgotten sandbox.
+    _remove_tree(workdir)
+    workdir.mkdir(mode=0o700)
+
+
+def _remove_tree(path: Path) -> None:
+    if path.is_symlink():
+        path.unlink()
+        return
+    if not path.exists():
+        return
+    try:
+        shutil.rmtree(path)
+    except OSError:
+        # Once more: a command may have left directories the owner cannot list or write
+        # (chmod 000), or a process killed a moment ago may have just added a file.
+        _open_up(path)
+        shutil.rmtree(path)
+
+
+def _open_up(root: Path) -> None:
+    """Give the owner rwx on every directory under ``root``, without following links."""
+    stack = [str(root)]
+    while stack:
+        directory = stack.pop()
+        os.chmod(directory, stat.S_IRWXU)
+        with os.scandir(directory) as entries:
+            stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False))
+
+
+def _describe(name: str, namespace: str) -> str:
+    return f"sandbox {name!r} in namespace {namespace!r}"
+
+
+def _require(entry: _Entry, phase: Phase, action: str) -> None:
+    current = entry.sandbox.phase
+    if current is not phase:
+        raise SandboxConflict(
+            f"cannot {action} {_describe(entry.sandbox.name, entry.sandbox.namespace)}: "
+            f"it is {current.value}, not {phase.value}"
+        )
+
+
+def _refuse_deleting(entry: _Entry, action: str) -> None:
+    if entry.sandbox.phase is Phase.DELETING:
+        raise SandboxConflict(
+            f"cannot {action} {_describe(entry.sandbox.name, entry.sandbox.namespace)}: "
+            "it is Deleting"
+        )
+
+
+def _check_label(value: object, what: str) -> None:
+    if not isinstance(value, str) or _LABEL.fullmatch(value) is None:
+        raise InvalidRequest(
+            f"{what} must be an RFC 1123 label: 1-63 lowercase letters, digits and '-', "
+            f"starting and ending with a letter or digit (got {value!r})"
+        )
+
+
+def _check_identity(identity: object) -> None:
+    if not isinstance(identity, str) or not identity.strip() or len(identity) > _MAX_IDENTITY:
+        raise InvalidRequest(
+            f"identity must be a non-blank string of at most {_MAX_IDENTITY} characters"
+        )
+
+
+def _check_command(command: object) -> None:
+    if not isinstance(command, str) or not command.strip():
+        raise InvalidRequest("command must be a non-empty string")
+    if "\x00" in command:
+        raise InvalidRequest("command must not contain a NUL character")
+    try:
+        size = len(command.encode("utf-8"))
+    except UnicodeEncodeError as error:
+        raise InvalidRequest("command must be valid Unicode text") from error
+    if size > _MAX_COMMAND_BYTES:
+        raise InvalidRequest(f"command is too long: {size} bytes (at most {_MAX_COMMAND_BYTES})")
+
+
+def _check_timeout(timeout: object) -> None:
+    if (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+            or not math.isfinite(timeout) or not 0 < timeout <= _MAX_TIMEOUT):
+        raise InvalidRequest(f"timeout must be a number of seconds in (0, 3600] (got {timeout!r})")
+
+
+if TYPE_CHECKING:
+
+    def _satisfies_the_contract(plane: LocalControlPlane) -> ControlPlane:
+        return plane  # mypy checks LocalControlPlane against the ControlPlane protocol
