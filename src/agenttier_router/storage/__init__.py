@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from ._time import format_ts, parse_ts
-from .backend import Backend, GroupBy, NoopBackend
+from .backend import Backend, GroupBy, NoopBackend, UnavailableBackend
 from .errors import (
     BackendUnavailable,
     DriverNotInstalled,
@@ -24,7 +24,7 @@ from .errors import (
 )
 from .filters import AuditFilter, CostFilter, CostTotal, Page, SandboxEventFilter
 from .open import backend_from_env, open_backend, url_from_env
-from .recorder import Recorder, RecorderConfig, drain_on_sigterm
+from .recorder import Recorder, RecorderConfig, RecorderStatus, drain_on_sigterm
 from .records import OUTCOMES, AuditEvent, CostSnapshot, Record, SandboxEvent
 from .sql import SchemaStatus, SQLBackend
 from .sql.url import mask_url
@@ -47,12 +47,14 @@ __all__ = [
     "Record",
     "Recorder",
     "RecorderConfig",
+    "RecorderStatus",
     "SQLBackend",
     "SandboxEvent",
     "SandboxEventFilter",
     "SchemaError",
     "SchemaStatus",
     "StorageError",
+    "UnavailableBackend",
     "backend_from_env",
     "drain_on_sigterm",
     "format_ts",

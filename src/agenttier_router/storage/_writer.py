@@ -113,6 +113,11 @@ class Writer:
         """Start the writer thread."""
         self._thread.start()
 
+    @property
+    def failing(self) -> bool:
+        """True while the backend's last write failed (the writer is backing off or spooling)."""
+        return self._failures > 0
+
     def poke(self) -> None:
         """Wake the writer now."""
         self.sleeping = False

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, Protocol, runtime_checkable
 
+from .errors import BackendUnavailable
 from .filters import AuditFilter, CostFilter, CostTotal, Page, SandboxEventFilter
 from .records import AuditEvent, CostSnapshot, Record, SandboxEvent
 
-__all__ = ["Backend", "GroupBy", "NoopBackend"]
+__all__ = ["Backend", "GroupBy", "NoopBackend", "UnavailableBackend"]
 
 GroupBy = Literal["sandbox", "namespace"]
 """What :meth:`Backend.summarize_costs` sums per."""
@@ -90,6 +91,59 @@ class NoopBackend:
     def summarize_costs(self, query: CostFilter, group_by: GroupBy = "sandbox") -> list[CostTotal]:
         """Return no totals."""
         return []
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class UnavailableBackend:
+    """Stands in for a store that cannot be opened (a malformed URL, a missing driver).
+
+    Every call raises :class:`BackendUnavailable` with ``reason``, so a
+    recorder in front of it spools what it is given instead of losing it,
+    and a later start with a corrected URL replays the spool.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"UnavailableBackend({self.reason!r})"
+
+    def _fail(self) -> BackendUnavailable:
+        return BackendUnavailable(self.reason)
+
+    def record_audit_event(self, event: AuditEvent) -> None:
+        """Raise :class:`BackendUnavailable`."""
+        raise self._fail()
+
+    def record_sandbox_event(self, event: SandboxEvent) -> None:
+        """Raise :class:`BackendUnavailable`."""
+        raise self._fail()
+
+    def record_cost_snapshot(self, snapshot: CostSnapshot) -> None:
+        """Raise :class:`BackendUnavailable`."""
+        raise self._fail()
+
+    def write_batch(self, records: Sequence[Record]) -> None:
+        """Raise :class:`BackendUnavailable`."""
+        raise self._fail()
+
+    def list_audit_events(self, query: AuditFilter) -> Page[AuditEvent]:
+        """Raise :class:`BackendUnavailable`."""
+        raise self._fail()
+
+    def list_sandbox_events(self, query: SandboxEventFilter) -> Page[SandboxEvent]:
+        """Raise :class:`BackendUnavailable`."""
+        raise self._fail()
+
+    def list_cost_snapshots(self, query: CostFilter) -> Page[CostSnapshot]:
+        """Raise :class:`BackendUnavailable`."""
+        raise self._fail()
+
+    def summarize_costs(self, query: CostFilter, group_by: GroupBy = "sandbox") -> list[CostTotal]:
+        """Raise :class:`BackendUnavailable`."""
+        raise self._fail()
 
     def close(self) -> None:
         """Nothing to release."""

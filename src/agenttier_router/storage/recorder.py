@@ -44,7 +44,7 @@ from .backend import Backend
 from .records import Record
 from .spool import DEFAULT_MAX_BYTES, Spool
 
-__all__ = ["Recorder", "RecorderConfig", "drain_on_sigterm"]
+__all__ = ["Recorder", "RecorderConfig", "RecorderStatus", "drain_on_sigterm"]
 
 log = logging.getLogger("agenttier_router.storage.recorder")
 
@@ -116,6 +116,15 @@ class RecorderConfig:
                 raise ValueError(f"{name} must be a number > 0 (got {value!r})")
         if self.retry_max < self.retry_initial:
             raise ValueError("retry_max must be >= retry_initial")
+
+
+@dataclass(frozen=True, slots=True)
+class RecorderStatus:
+    """A recorder's state: records waiting in memory and in the spool, and whether writes fail."""
+
+    queued: int
+    spooled: int
+    failing: bool
 
 
 _RECORD_TYPES = frozenset(TYPE_LABELS)
@@ -260,6 +269,15 @@ class Recorder:
         result = self._writer.stop(self.config.close_timeout if timeout is None else timeout)
         self.metrics.absorb_drops()
         return result
+
+    def status(self) -> RecorderStatus:
+        """What the recorder holds now and whether the database is taking writes."""
+        spool = self._writer.spool
+        return RecorderStatus(
+            queued=len(self._queue),
+            spooled=spool.count if spool is not None else 0,
+            failing=self._writer.failing,
+        )
 
     @property
     def closed(self) -> bool:
