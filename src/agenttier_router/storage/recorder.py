@@ -67,8 +67,8 @@ class RecorderConfig:
       writer move the queue to the spool every 50 ms, so an outage does not
       fill it.
     - ``batch_size=1000``: one transaction per 1000 records. The backends'
-      batched inserts (``unnest`` on PostgreSQL, multi-row ``INSERT`` on
-      MySQL, ``executemany`` on SQLite) gain little past that, while a batch
+      batched inserts (COPY into a stage on PostgreSQL, multi-row ``INSERT``
+      on MySQL, ``executemany`` on SQLite) gain little past that, while a batch
       of 1000 still commits in milliseconds.
     - ``flush_interval=0.2``: a record waits at most this long for its batch
       to fill. The Router reads its own audit log back (``/audit/events``), so
