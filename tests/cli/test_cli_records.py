@@ -187,9 +187,9 @@ def test_cost_snapshots_in_every_format(seeded: str) -> None:
     assert table[0].split() == [
         "TIME", "SANDBOX_ID", "NAMESPACE", "CPU_HOURS", "MEM_GB_HOURS", "ESTIMATED_USD",
     ]
-    assert table[3].split()[1:] == ["sb-2", "ns-b", "4.0000", "8.0000", "2.0000"]
+    assert table[3].split()[1:] == ["sb-2", "ns-b", "4.000000", "8.000000", "2.000000"]
     # Numbers are right-aligned: they end where their header ends.
-    assert table[1].rstrip().endswith("0.2500") and len(table[1]) == len(table[0])
+    assert table[1].rstrip().endswith("0.250000") and len(table[1]) == len(table[0])
 
 
 def test_costs_group_by_prints_totals(seeded: str) -> None:
@@ -212,8 +212,8 @@ def test_costs_group_by_prints_totals(seeded: str) -> None:
         "NAMESPACE", "CPU_HOURS", "MEM_GB_HOURS", "ESTIMATED_USD", "SAMPLES",
     ]
     assert [line.split() for line in lines[1:]] == [
-        ["ns-b", "4.0000", "8.0000", "2.0000", "1"],
-        ["ns-a", "2.2500", "3.5000", "1.5000", "3"],
+        ["ns-b", "4.000000", "8.000000", "2.000000", "1"],
+        ["ns-a", "2.250000", "3.500000", "1.500000", "3"],
     ]
 
     windowed = run("records", "costs", "--dsn", seeded, "--group-by", "namespace",

@@ -143,7 +143,9 @@ def _write_csv(items: Iterable[object], columns: Sequence[Column]) -> None:
 
 def _cell(value: object, width: int) -> str:
     if isinstance(value, float):
-        return f"{value:.4f}"
+        # Six decimals: a minute of the minimal template costs about $0.00014,
+        # which four would round to 0.0000.
+        return f"{value:.6f}"
     text = str(value).translate(_CONTROL)
     if len(text) > width:
         text = text[: width - len(_ELLIPSIS)] + _ELLIPSIS
