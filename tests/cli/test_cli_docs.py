@@ -34,6 +34,7 @@ def test_the_tree_is_the_documented_one() -> None:
         "records audit",
         "records costs",
         "records sandbox-events",
+        "serve",
     ]
 
 

@@ -17,6 +17,7 @@ from agenttier_router.storage import StorageError
 
 from .db import db
 from .records import records
+from .serve import serve
 
 __all__ = ["PROG", "cli", "main"]
 
@@ -48,6 +49,7 @@ def cli() -> None:
 
 cli.add_command(db)
 cli.add_command(records)
+cli.add_command(serve)
 
 
 def _one_line(text: str) -> str:

@@ -1,0 +1,227 @@
+"""The JSON the REST API takes and gives, as the published SDK (agenttier 0.8.1) reads it.
+
+Fields are camelCase on the wire. Request models ignore fields they do not
+know (newer clients may send more); every field they do know is checked, and
+a bad one is a 422 that names it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "AuditEventOut",
+    "AuditEventsOut",
+    "CostSnapshotOut",
+    "CostSnapshotsOut",
+    "CostTotalOut",
+    "CostTotalsOut",
+    "CreateSandbox",
+    "CreatedBy",
+    "ErrorOut",
+    "ExecOut",
+    "ExecRequest",
+    "SandboxEventOut",
+    "SandboxEventsOut",
+    "SandboxList",
+    "SandboxOut",
+    "ShareEntry",
+    "ShareRequest",
+    "SharingOut",
+    "TemplateRef",
+    "UserOut",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+_NAME = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class TemplateRef(_Model):
+    """Which template a sandbox is made from."""
+
+    name: str = Field(min_length=1, max_length=253)
+    kind: str = "ClusterSandboxTemplate"
+
+
+class CreateSandbox(_Model):
+    """``POST /sandboxes``: the SDK's ``create_sandbox`` body."""
+
+    name: str = _NAME
+    namespace: str = Field(default="default", min_length=1, max_length=63,
+                           pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    template_ref: TemplateRef
+    timeout: str | None = Field(default=None, max_length=32)
+    idle_timeout: str | None = Field(default=None, max_length=32)
+
+
+class ExecRequest(_Model):
+    """``POST /sandboxes/{id}/exec``: a shell command and its timeout in seconds."""
+
+    command: str = Field(min_length=1, max_length=65536)
+    timeout: int = Field(default=30, gt=0, le=3600)
+
+
+class ShareRequest(_Model):
+    """``POST /sandboxes/{id}/share``: grant a user or a group a level of access."""
+
+    identity: str = Field(min_length=1, max_length=255)
+    level: Literal["viewer", "collaborator"]
+    kind: Literal["user", "group"] = "user"
+
+
+class CreatedBy(_Model):
+    """Who created a sandbox."""
+
+    email: str | None = None
+    display_name: str | None = None
+
+
+class SandboxOut(_Model):
+    """A sandbox, as the SDK's ``SandboxSummary`` reads it."""
+
+    sandbox_id: str
+    name: str
+    namespace: str
+    status: str
+    template_ref: str
+    created_at: str
+    last_activity_at: str
+    created_by: CreatedBy
+    message: str = ""
+
+
+class SandboxList(_Model):
+    """``GET /sandboxes``."""
+
+    sandboxes: list[SandboxOut]
+
+
+class ExecOut(_Model):
+    """What a command printed, and its exit code (124 when it timed out)."""
+
+    stdout: str
+    stderr: str
+    exit_code: int
+
+
+class ShareEntry(_Model):
+    """One grant."""
+
+    identity: str
+    level: Literal["viewer", "collaborator"]
+
+
+class SharingOut(_Model):
+    """A sandbox's sharing, in the Go Router's shape."""
+
+    users: list[ShareEntry]
+    groups: list[ShareEntry]
+    share_links: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class UserOut(BaseModel):
+    """``GET /user/me``, as the SDK's ``CurrentUser`` reads it."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    sub: str
+    email: str | None = None
+    name: str | None = None
+    groups: list[str]
+    is_admin: bool = Field(alias="isAdmin")
+
+
+class AuditEventOut(_Model):
+    """One audit event, in the SDK's ``AuditEvent`` shape plus actor and outcome."""
+
+    timestamp: str
+    event_type: str
+    sandbox_id: str
+    sandbox_name: str
+    namespace: str
+    user_email: str
+    details: dict[str, Any]
+    actor: str
+    resource: str
+    outcome: str
+    event_id: str
+
+
+class AuditEventsOut(_Model):
+    """``GET /audit/events``: newest first, with the cursor to the next page."""
+
+    events: list[AuditEventOut]
+    next_cursor: str | None = None
+
+
+class SandboxEventOut(_Model):
+    """One lifecycle transition."""
+
+    timestamp: str
+    sandbox_id: str
+    sandbox_name: str
+    namespace: str
+    phase: str
+    reason: str
+    message: str
+    event_id: str
+
+
+class SandboxEventsOut(_Model):
+    """``GET /records/sandbox-events``."""
+
+    events: list[SandboxEventOut]
+    next_cursor: str | None = None
+
+
+class CostSnapshotOut(_Model):
+    """One cost snapshot."""
+
+    timestamp: str
+    sandbox_id: str
+    namespace: str
+    cpu_hours: float
+    mem_gb_hours: float
+    estimated_usd: float
+    event_id: str
+
+
+class CostSnapshotsOut(_Model):
+    """``GET /records/costs``."""
+
+    snapshots: list[CostSnapshotOut]
+    next_cursor: str | None = None
+
+
+class CostTotalOut(_Model):
+    """Summed cost of one sandbox or namespace over a window."""
+
+    key: str
+    cpu_hours: float
+    mem_gb_hours: float
+    estimated_usd: float
+    samples: int
+
+
+class CostTotalsOut(_Model):
+    """``GET /records/costs?groupBy=…`` and ``GET /analytics/costs``."""
+
+    group_by: Literal["sandbox", "namespace"]
+    since: str | None
+    until: str | None
+    totals: list[CostTotalOut]
+    total_usd: float
+
+
+class ErrorOut(BaseModel):
+    """Every error: ``{"error": message}``, which the SDK turns into its exception types."""
+
+    error: str
+    fields: list[dict[str, Any]] | None = None

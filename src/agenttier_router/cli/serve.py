@@ -1,0 +1,106 @@
+"""``agenttier-router serve``: run the Router's HTTP API on uvicorn.
+
+The flags (and, for Helm, the environment variables beside them) are read
+here and handed to :func:`agenttier_router.api.create_app` as one
+:class:`~agenttier_router.api.RouterConfig`; nothing else reads them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from pathlib import Path
+
+import click
+
+from agenttier_router.storage import url_from_env
+
+__all__ = ["serve"]
+
+log = logging.getLogger("agenttier_router.serve")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535),
+              help="Port to bind.")
+@click.option("--storage", "storage_url", metavar="URL",
+              help="Storage URL (sqlite:///file.db, postgresql://…, mysql://…). "
+              "Default: $STORAGE_DSN, else $STORAGE_SQLITE_PATH; with neither, storage is off.")
+@click.option("--api-keys", "api_keys", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="AGENTTIER_API_KEYS", metavar="FILE",
+              help="YAML or JSON list of {key, subject, email, groups}. [env: AGENTTIER_API_KEYS]")
+@click.option("--admin-group", default="agenttier-admins", show_default=True,
+              envvar="AGENTTIER_ADMIN_GROUP", help="Members of this group are admins.")
+@click.option("--dev-auth", is_flag=True,
+              help="Treat every request as a local admin. For evaluation only.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("agenttier-data"), show_default=True, envvar="AGENTTIER_DATA_DIR",
+              help="Where local sandboxes keep their working directories.")
+@click.option("--spool-dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar="AGENTTIER_SPOOL_DIR",
+              help="The recorder's durable spool, for records the database cannot take yet. "
+              "Default: DATA_DIR/spool when storage is on.")
+@click.option("--templates", "templates_file", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="AGENTTIER_TEMPLATES", metavar="FILE",
+              help="YAML or JSON templates that override or add to the defaults.")
+@click.option("--cost-interval", type=click.FloatRange(min=1.0), default=60.0,
+              show_default=True, help="Seconds between cost snapshots of running sandboxes.")
+@click.option("--cpu-price", type=click.FloatRange(min=0.0), default=0.031611,
+              show_default=True, help="USD per vCPU-hour (OpenCost's default).")
+@click.option("--memory-price", type=click.FloatRange(min=0.0), default=0.004237,
+              show_default=True, help="USD per GiB-hour (OpenCost's default).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="info", show_default=True, help="Logging level.")
+def serve(
+    host: str, port: int, storage_url: str | None, api_keys: Path | None, admin_group: str,
+    dev_auth: bool, data_dir: Path, spool_dir: Path | None, templates_file: Path | None,
+    cost_interval: float, cpu_price: float, memory_price: float, log_level: str,
+) -> None:
+    """Run the Router: the SDK's REST API, recording every action, transition and cost.
+
+    Sandboxes run locally, in this process's machine, with no isolation:
+    evaluation only. A database that is down or a bad storage URL never
+    stops the Router: records are spooled and written once storage answers.
+    """
+    import uvicorn
+
+    from agenttier_router.api import RouterConfig, create_app
+    from agenttier_router.api.auth import load_keys
+    from agenttier_router.controlplane.templates import DEFAULT_TEMPLATES, load_templates
+    from agenttier_router.costs import PriceTable
+
+    logging.basicConfig(level=log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if api_keys is None and not dev_auth:
+        raise click.UsageError("pass --api-keys FILE, or --dev-auth to evaluate locally")
+    try:
+        keys = load_keys(api_keys, admin_group) if api_keys is not None else None
+        templates = load_templates(templates_file) if templates_file else dict(DEFAULT_TEMPLATES)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    if dev_auth:
+        loud = ("--dev-auth: EVERY request is treated as an admin, with no key. "
+                "Evaluation only.")
+        if not _loopback(host):
+            loud += (f" The Router binds to {host}, beyond loopback: anyone who can reach it "
+                     "can create sandboxes and run commands on this machine.")
+        log.warning(loud)
+    url = storage_url if storage_url is not None else url_from_env(os.environ)
+    config = RouterConfig(
+        storage_url=url, keys=keys, dev_auth=dev_auth, data_dir=data_dir,
+        spool_dir=spool_dir or data_dir / "spool", templates=templates,
+        prices=PriceTable(cpu_price, memory_price), cost_interval=cost_interval,
+    )
+    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level,
+                timeout_graceful_shutdown=20)
