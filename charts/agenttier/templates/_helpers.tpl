@@ -1,0 +1,70 @@
+{{/*
+Names, labels and the paths inside the Router's container.
+*/}}
+
+{{- define "agenttier.router.fullname" -}}
+{{- printf "%s-router" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The spec names the SQLite volume "<release>-router-storage". */}}
+{{- define "agenttier.storage.pvcName" -}}
+{{- printf "%s-router-storage" .Release.Name -}}
+{{- end -}}
+
+{{- define "agenttier.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "agenttier.router.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "agenttier.apiKeysSecret" -}}
+{{- default (printf "%s-api-keys" .Release.Name) .Values.router.apiKeys.existingSecret -}}
+{{- end -}}
+
+{{- define "agenttier.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: router
+{{- end -}}
+
+{{- define "agenttier.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "agenttier.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: agenttier
+{{- end -}}
+
+{{- define "agenttier.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* Fixed mount points: none of them is configurable, so they cannot collide. */}}
+{{- define "agenttier.paths.sandboxes" -}}/srv/agenttier/sandboxes{{- end -}}
+{{- define "agenttier.paths.apiKeys" -}}/etc/agenttier/api-keys{{- end -}}
+{{- define "agenttier.paths.templates" -}}/etc/agenttier/templates{{- end -}}
+{{- define "agenttier.paths.externalSpool" -}}/var/spool/agenttier{{- end -}}
+
+{{/* The directory that holds the SQLite file: the storage volume's mount point. */}}
+{{- define "agenttier.sqlite.dir" -}}
+{{- dir .Values.optional.storage.sqlite.path -}}
+{{- end -}}
+
+{{/* The recorder's spool: beside the SQLite file, or an emptyDir for an external database. */}}
+{{- define "agenttier.spoolDir" -}}
+{{- if eq .Values.optional.storage.driver "sqlite" -}}
+{{- printf "%s/spool" (include "agenttier.sqlite.dir" .) -}}
+{{- else -}}
+{{- include "agenttier.paths.externalSpool" . -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "agenttier.storage.sqlite" -}}
+{{- if and .Values.optional.storage.enabled (eq .Values.optional.storage.driver "sqlite") -}}true{{- end -}}
+{{- end -}}
+
+{{- define "agenttier.storage.pvc" -}}
+{{- if and (include "agenttier.storage.sqlite" .) .Values.optional.storage.sqlite.persistence.enabled -}}true{{- end -}}
+{{- end -}}

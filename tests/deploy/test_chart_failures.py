@@ -1,0 +1,86 @@
+"""Every unsafe combination of values fails ``helm template`` with a message saying what to do."""
+
+from __future__ import annotations
+
+import pytest
+from helm_helpers import render_error
+
+SECRET_DSN = "postgresql://router:hunter2@db.example:5432/agenttier"
+
+FAILURES = [
+    pytest.param(
+        {"optional.storage.enabled": True, "router.replicas": 2},
+        ["router.replicas is 2", "single-writer", "ReadWriteOnce", "router.replicas=1",
+         "external Postgres", "optional.storage.driver=postgres"],
+        id="sqlite-with-two-replicas",
+    ),
+    pytest.param(
+        {"optional.storage.enabled": True, "router.replicas": 2,
+         "optional.storage.sqlite.persistence.enabled": False},
+        ["router.replicas is 2", "Postgres"],
+        id="ephemeral-sqlite-with-two-replicas",
+    ),
+    pytest.param(
+        {"optional.storage.enabled": True, "optional.storage.driver": "postgres",
+         "optional.storage.dsn": SECRET_DSN},
+        ["optional.storage.dsn is set inline", "optional.storage.dsnSecret.name",
+         "remove optional.storage.dsn"],
+        id="inline-dsn",
+    ),
+    pytest.param(
+        {"optional.storage.enabled": True, "optional.storage.driver": "postgres",
+         "optional.storage.dsn": SECRET_DSN, "optional.storage.dsnSecret.name": "router-db"},
+        ["optional.storage.dsn is set inline", "optional.storage.dsnSecret.name"],
+        id="inline-dsn-beside-dsn-secret",
+    ),
+    pytest.param(
+        {"optional.storage.dsn": SECRET_DSN},
+        ["optional.storage.dsn is set inline", "optional.storage.dsnSecret.name"],
+        id="inline-dsn-with-storage-off",
+    ),
+    pytest.param(
+        {"optional.storage.enabled": True, "optional.storage.driver": "postgres"},
+        ["optional.storage.driver=postgres needs optional.storage.dsnSecret.name",
+         "kubectl create secret generic"],
+        id="postgres-without-dsn-secret",
+    ),
+    pytest.param(
+        {"optional.storage.enabled": True, "optional.storage.driver": "mysql",
+         "optional.storage.dsnSecret.key": "uri"},
+        ["optional.storage.driver=mysql needs optional.storage.dsnSecret.name", '"uri"'],
+        id="mysql-without-dsn-secret-name",
+    ),
+    pytest.param(
+        {"optional.storage.enabled": True, "optional.storage.driver": "oracle"},
+        ['optional.storage.driver must be one of sqlite, postgres or mysql, not "oracle"'],
+        id="unknown-driver",
+    ),
+    pytest.param(
+        {"optional.storage.enabled": True, "optional.storage.sqlite.path": "agenttier.db"},
+        ["optional.storage.sqlite.path must be a clean absolute file path"],
+        id="relative-sqlite-path",
+    ),
+    pytest.param(
+        {"optional.storage.enabled": True, "optional.storage.sqlite.path": "/agenttier.db"},
+        ['would mount the storage volume at "/"'],
+        id="sqlite-file-in-the-root-directory",
+    ),
+    pytest.param(
+        {"optional.storage.enabled": True, "optional.storage.sqlite.path": "/tmp/agenttier.db"},
+        ['would mount the storage volume at "/tmp"', "a directory of its own"],
+        id="sqlite-file-in-tmp",
+    ),
+    pytest.param(
+        {"optional.storage.sqlite.persistance.enabled": False},
+        ["optional.storage.sqlite", "persistance"],
+        id="misspelt-storage-key",
+    ),
+]
+
+
+@pytest.mark.parametrize(("values", "fragments"), FAILURES)
+def test_unsafe_values_fail_the_render(values: dict[str, object], fragments: list[str]) -> None:
+    message = render_error(values)
+    for fragment in fragments:
+        assert fragment in message, message
+    assert "hunter2" not in message  # a DSN's password is never echoed back
