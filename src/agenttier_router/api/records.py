@@ -153,6 +153,7 @@ def audit_events(
     actor: Text = None,
     sandbox: Text = None,
     action: Text = None,
+    resource: Text = None,
     namespace: Text = None,
     outcome: Annotated[Literal["success", "denied", "error"] | None, Query()] = None,
     since: Moment = None,
@@ -163,8 +164,9 @@ def audit_events(
     """The audit log, newest first, from the store (admins only)."""
     state, _ = _admin(request)
     query = _build(AuditFilter, actor=actor, sandbox_id=sandbox, action=action,
-                   namespace=namespace, outcome=outcome, since=_moment(since, "since"),
-                   until=_moment(until, "until"), limit=limit, cursor=cursor)
+                   resource=resource, namespace=namespace, outcome=outcome,
+                   since=_moment(since, "since"), until=_moment(until, "until"), limit=limit,
+                   cursor=cursor)
     if isinstance(state.backend, NoopBackend):
         return _recent(state, query)
     _caught_up(state)

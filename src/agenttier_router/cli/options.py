@@ -7,12 +7,14 @@ URL comes from the environment, which is read here and nowhere else.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
@@ -29,10 +31,13 @@ from agenttier_router.storage import (
 __all__ = [
     "NO_STORAGE",
     "Moment",
+    "Source",
     "dsn_option",
     "format_option",
+    "open_records",
     "open_store",
     "page_options",
+    "source_options",
     "window_options",
 ]
 
@@ -143,6 +148,56 @@ def format_option(command: F) -> F:
         show_default=True,
         help="Output format: aligned columns, a JSON array, or CSV with a header row.",
     )(command)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where ``records`` reads from: a database (``--dsn``) or a Router's API (``--url``)."""
+
+    dsn: str | None = None
+    url: str | None = None
+    api_key: str | None = None
+
+
+def source_options(command: F) -> F:
+    """Add ``--dsn``, ``--url`` and ``--api-key``; the command receives them as ``source``."""
+
+    @functools.wraps(command)
+    def with_source(*args: Any, dsn: str | None, url: str | None, api_key: str | None,
+                    **kwargs: Any) -> Any:
+        return command(*args, source=Source(dsn, url, api_key), **kwargs)
+
+    decorated = click.option(
+        "--api-key", envvar="AGENTTIER_API_KEY", metavar="KEY",
+        help="An admin's API key, for --url. [env: AGENTTIER_API_KEY]",
+    )(with_source)
+    decorated = click.option(
+        "--url", metavar="URL",
+        help="Read through a Router's API (e.g. http://router:8080) instead of the database.",
+    )(decorated)
+    return cast(F, dsn_option(decorated))
+
+
+@contextmanager
+def open_records(source: Source) -> Iterator[Backend]:
+    """Open what ``source`` names for reading: a Router's API, or the store (see open_store)."""
+    if source.url is None:
+        with open_store(source.dsn) as backend:
+            yield backend
+        return
+    if source.dsn is not None:
+        raise click.UsageError("--dsn and --url name two sources: give one")
+    if not source.url.startswith(("http://", "https://")):
+        raise click.BadParameter("must start with http:// or https://", param_hint="'--url'")
+    from .remote import RemoteStore
+
+    remote = RemoteStore(source.url, source.api_key)
+    try:
+        yield remote
+    except StorageError as error:
+        raise click.ClickException(f"{source.url}: {error}") from error
+    finally:
+        remote.close()
 
 
 @contextmanager

@@ -23,7 +23,14 @@ from agenttier_router.storage import (
     SandboxEventFilter,
 )
 
-from .options import dsn_option, format_option, open_store, page_options, window_options
+from .options import (
+    Source,
+    format_option,
+    open_records,
+    page_options,
+    source_options,
+    window_options,
+)
 from .output import (
     AUDIT_COLUMNS,
     COST_COLUMNS,
@@ -76,7 +83,7 @@ class _Pages(Generic[T, Q]):
 
 
 def _list(
-    dsn: str | None,
+    source: Source,
     list_of: Callable[[Backend], Callable[[Q], Page[T]]],
     query: Q,
     columns: Sequence[Column],
@@ -85,7 +92,7 @@ def _list(
     fmt: str,
 ) -> None:
     """Open the store, print the listing, and hint at the next page on stderr."""
-    with open_store(dsn) as backend:
+    with open_records(source) as backend:
         pages = _Pages(list_of(backend), query, follow)
         write(pages, columns, fmt)
     if pages.next_cursor is not None:
@@ -116,7 +123,7 @@ def records() -> None:
 @window_options
 @page_options
 @format_option
-@dsn_option
+@source_options
 def audit(
     actor: str | None,
     sandbox_id: str | None,
@@ -130,7 +137,7 @@ def audit(
     cursor: str | None,
     follow: bool,
     fmt: str,
-    dsn: str | None,
+    source: Source,
 ) -> None:
     """List audit events: who did what to which resource, and how it ended.
 
@@ -152,7 +159,7 @@ def audit(
         limit=limit,
         cursor=cursor,
     )
-    _list(dsn, lambda b: b.list_audit_events, query, AUDIT_COLUMNS, follow=follow, fmt=fmt)
+    _list(source, lambda b: b.list_audit_events, query, AUDIT_COLUMNS, follow=follow, fmt=fmt)
 
 
 @records.command("sandbox-events")
@@ -162,7 +169,7 @@ def audit(
 @window_options
 @page_options
 @format_option
-@dsn_option
+@source_options
 def sandbox_events(
     sandbox_id: str | None,
     namespace: str | None,
@@ -173,7 +180,7 @@ def sandbox_events(
     cursor: str | None,
     follow: bool,
     fmt: str,
-    dsn: str | None,
+    source: Source,
 ) -> None:
     """List sandbox lifecycle events: the phase each sandbox entered, and why.
 
@@ -192,9 +199,8 @@ def sandbox_events(
         limit=limit,
         cursor=cursor,
     )
-    _list(
-        dsn, lambda b: b.list_sandbox_events, query, SANDBOX_EVENT_COLUMNS, follow=follow, fmt=fmt
-    )
+    _list(source, lambda b: b.list_sandbox_events, query, SANDBOX_EVENT_COLUMNS,
+          follow=follow, fmt=fmt)
 
 
 @records.command()
@@ -208,7 +214,7 @@ def sandbox_events(
 @window_options
 @page_options
 @format_option
-@dsn_option
+@source_options
 def costs(
     sandbox_id: str | None,
     namespace: str | None,
@@ -219,7 +225,7 @@ def costs(
     cursor: str | None,
     follow: bool,
     fmt: str,
-    dsn: str | None,
+    source: Source,
 ) -> None:
     """List cost snapshots (CPU hours, memory GB-hours, estimated USD), or their totals.
 
@@ -246,8 +252,8 @@ def costs(
         cursor=cursor,
     )
     if group_by is None:
-        _list(dsn, lambda b: b.list_cost_snapshots, query, COST_COLUMNS, follow=follow, fmt=fmt)
+        _list(source, lambda b: b.list_cost_snapshots, query, COST_COLUMNS, follow=follow, fmt=fmt)
         return
-    with open_store(dsn) as backend:
+    with open_records(source) as backend:
         totals = backend.summarize_costs(query, "sandbox" if group_by == "sandbox" else "namespace")
     write(totals, total_columns(group_by), fmt)
