@@ -20,8 +20,10 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 __all__ = [
+    "ACTIONS",
     "BACKENDS",
     "DATA_DIR",
+    "RESET",
     "add_backend_flags",
     "backend_urls",
     "machine",
@@ -33,6 +35,15 @@ __all__ = [
 ]
 
 BACKENDS = ("sqlite", "postgresql", "mysql")
+RESET = {
+    "sqlite": ["DELETE FROM audit_events", "PRAGMA wal_checkpoint(TRUNCATE)"],
+    "postgresql": ["TRUNCATE audit_events RESTART IDENTITY"],
+    "mysql": ["TRUNCATE TABLE audit_events"],
+}
+"""Statements that empty ``audit_events`` between measurements, per backend."""
+ACTIONS = ("create", "delete", "exec", "get", "list", "logs", "port-forward", "pause",
+           "resume", "snapshot")
+"""The audit actions the generated events draw from."""
 DATA_DIR = Path(__file__).resolve().parent / ".data"
 _PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/agenttier_bench"
 _MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/agenttier_bench"

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from _common import ACTIONS, RESET
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -34,13 +35,6 @@ URLS = {
     "postgresql": f"postgresql+psycopg://postgres@127.0.0.1:5432/{BENCH_DB}",
     "mysql": f"mysql+pymysql://root@127.0.0.1:3306/{BENCH_DB}",
 }
-RESET = {
-    "sqlite": ["DELETE FROM audit_events", "PRAGMA wal_checkpoint(TRUNCATE)"],
-    "postgresql": ["TRUNCATE audit_events RESTART IDENTITY"],
-    "mysql": ["TRUNCATE TABLE audit_events"],
-}
-ACTIONS = ("create", "delete", "exec", "get", "list", "logs", "port-forward", "pause",
-           "resume", "snapshot")
 
 
 def prepare(kind: str, path: str | None = None) -> str:

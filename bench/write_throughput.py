@@ -48,6 +48,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from _common import (
+    ACTIONS,
+    RESET,
     add_backend_flags,
     backend_urls,
     machine,
@@ -86,13 +88,6 @@ MERGE = (
     f"INSERT INTO audit_events ({_COLS}) SELECT {_COLS} FROM stage_audit "
     "ON CONFLICT (event_id) DO NOTHING"
 )
-RESET = {
-    "sqlite": ["DELETE FROM audit_events", "PRAGMA wal_checkpoint(TRUNCATE)"],
-    "postgresql": ["TRUNCATE audit_events RESTART IDENTITY"],
-    "mysql": ["TRUNCATE TABLE audit_events"],
-}
-ACTIONS = ("create", "delete", "exec", "get", "list", "logs", "port-forward", "pause",
-           "resume", "snapshot")
 
 
 def make_records(n: int, seed: int = 7) -> list[AuditEvent]:
