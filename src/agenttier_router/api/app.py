@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -30,6 +30,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agenttier_router import __version__
 from agenttier_router.controlplane import Template
@@ -93,22 +94,42 @@ def _open_storage(url: str | None) -> tuple[Backend, StorageInfo]:
     return backend, StorageInfo(True, shown)
 
 
-def _http_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
-    requests = Counter("agenttier_http_requests_total", "HTTP requests, by route and status",
-                       ["method", "route", "status"], registry=registry)
-    seconds = Histogram("agenttier_http_request_seconds", "HTTP request latency, by route",
-                        ["method", "route"], registry=registry)
+class _HttpMetrics:
+    """ASGI middleware that counts and times HTTP requests by route template.
 
-    @app.middleware("http")
-    async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]
-                       ) -> Response:
+    Plain ASGI rather than ``@app.middleware("http")``: Starlette's
+    BaseHTTPMiddleware cost about 0.25 ms of a 0.9 ms request here.
+    """
+
+    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.requests = Counter("agenttier_http_requests_total",
+                                "HTTP requests, by route and status",
+                                ["method", "route", "status"], registry=registry)
+        self.seconds = Histogram("agenttier_http_request_seconds",
+                                 "HTTP request latency, by route",
+                                 ["method", "route"], registry=registry)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "<unmatched>")  # the template, never the raw path
-        seconds.labels(request.method, path).observe(time.perf_counter() - started)
-        requests.labels(request.method, path, str(response.status_code)).inc()
-        return response
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            # The route's template, never the raw path: the labels stay few.
+            route = getattr(scope.get("route"), "path", "<unmatched>")
+            self.seconds.labels(scope["method"], route).observe(time.perf_counter() - started)
+            self.requests.labels(scope["method"], route, str(status)).inc()
 
 
 def create_app(config: RouterConfig) -> FastAPI:
@@ -144,7 +165,7 @@ def create_app(config: RouterConfig) -> FastAPI:
     app = FastAPI(title="AgentTier Router", version=__version__, lifespan=lifespan)
     app.state.router = state
     install_error_handlers(app)
-    _http_metrics(app, registry)
+    app.add_middleware(_HttpMetrics, registry=registry)
     app.include_router(sandboxes.router)
     app.include_router(records.router)
 
