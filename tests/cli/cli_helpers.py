@@ -25,6 +25,7 @@ from agenttier_router.storage import (
     Record,
     SandboxEvent,
     open_backend,
+    sqlite_path,
 )
 
 
@@ -135,3 +136,10 @@ def seed(url: str) -> str:
     """Write the seed records above into the database at ``url``; return ``url``."""
     write(url, [*AUDIT.values(), *SANDBOX_EVENTS.values(), *COSTS.values()])
     return url
+
+
+def touch_sqlite_file(url: str) -> None:
+    """Create the empty file a ``sqlite:///`` URL names (a no-op for other URLs)."""
+    path = sqlite_path(url)
+    if path is not None:
+        path.touch()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cli_helpers import run
+from cli_helpers import run, touch_sqlite_file
 
 # The table Alembic keeps the revision in (storage/sql/schema.py's VERSION_TABLE).
 VERSION_TABLE = "agenttier_schema_version"
@@ -21,6 +21,7 @@ def field(stdout: str, name: str) -> str:
 
 
 def test_check_upgrade_check(store_url: str, database: Any) -> None:
+    touch_sqlite_file(store_url)  # an empty file: reading commands refuse a missing one
     empty = run("db", "check", "--dsn", store_url)
     assert empty.code == 1
     assert field(empty.stdout, "current") == "none"

@@ -186,3 +186,16 @@ def test_a_leaked_password_or_second_line_is_still_caught(
         "agenttier-router: postgresql://u:***@db.example:5432/x: read: failed "
         "at postgresql://u:***@db.example:5432/x"
     ]
+
+
+def test_a_missing_sqlite_file_is_refused_not_created(tmp_path: Path) -> None:
+    typo = tmp_path / "agentier.db"
+    for command in (["records", "audit"], ["records", "costs", "--group-by", "sandbox"],
+                    ["db", "check"]):
+        result = run(*command, "--dsn", f"sqlite:///{typo}")
+        assert result.code == 1, command
+        assert "no SQLite database at" in result.stderr
+        assert not typo.exists(), command
+    result = run("db", "upgrade", "--dsn", f"sqlite:///{typo}")
+    assert result.code == 0, result.stderr
+    assert typo.exists()

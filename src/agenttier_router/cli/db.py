@@ -15,9 +15,9 @@ __all__ = ["check", "db", "upgrade"]
 
 
 @contextmanager
-def _sql_store(dsn: str | None) -> Iterator[SQLBackend]:
+def _sql_store(dsn: str | None, *, create: bool = False) -> Iterator[SQLBackend]:
     """Open the store like :func:`open_store`; the schema commands need a SQL database."""
-    with open_store(dsn) as backend:
+    with open_store(dsn, create=create) as backend:
         if not isinstance(backend, SQLBackend):  # pragma: no cover - open_store refuses Noop
             raise click.UsageError(NO_STORAGE)
         yield backend
@@ -45,7 +45,7 @@ def upgrade(dsn: str | None) -> None:
     Example:
       agenttier-router db upgrade --dsn postgresql://router@db/agenttier
     """
-    with _sql_store(dsn) as backend:
+    with _sql_store(dsn, create=True) as backend:
         before = backend.schema_status()
         after = backend.upgrade()
     click.echo(f"database: {backend.url}")

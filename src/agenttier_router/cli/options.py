@@ -25,6 +25,7 @@ from agenttier_router.storage import (
     StorageError,
     mask_url,
     open_backend,
+    sqlite_path,
     url_from_env,
 )
 
@@ -201,8 +202,11 @@ def open_records(source: Source) -> Iterator[Backend]:
 
 
 @contextmanager
-def open_store(dsn: str | None) -> Iterator[Backend]:
+def open_store(dsn: str | None, *, create: bool = False) -> Iterator[Backend]:
     """Open the backend ``--dsn`` or the environment names, and close it afterwards.
+
+    Unless ``create`` is set, a SQLite file that does not exist is an error,
+    rather than a new empty database made by a mistyped path.
 
     Raises :class:`click.UsageError` when no storage is configured and
     :class:`click.BadParameter` for a malformed ``--dsn``; a storage error
@@ -213,6 +217,12 @@ def open_store(dsn: str | None) -> Iterator[Backend]:
     if not url:
         raise click.UsageError(NO_STORAGE)
     try:
+        path = sqlite_path(url)
+        if not create and path is not None and not path.exists():
+            raise click.ClickException(
+                f"no SQLite database at {path}; to create one, run "
+                f"'agenttier-router db upgrade --dsn {url}'"
+            )
         backend = open_backend(url)
     except InvalidURL as error:
         if dsn is not None:

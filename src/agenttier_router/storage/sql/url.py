@@ -8,12 +8,14 @@ open PostgreSQL through psycopg 3; ``mysql://``, ``mariadb://`` and
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from ..errors import InvalidURL
 
-__all__ = ["SCHEMES", "mask_url", "parse_url"]
+__all__ = ["SCHEMES", "mask_url", "parse_url", "sqlite_path"]
 
 SCHEMES: dict[str, tuple[str, str]] = {
     "sqlite": ("sqlite", "sqlite+pysqlite"),
@@ -66,3 +68,14 @@ def mask_url(url: str | URL) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
         return f"{url.partition('://')[0] if '://' in url else '?'}://<unparseable>"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file a ``sqlite://`` URL names, or None for any other URL or an in-memory one.
+
+    Raises :class:`InvalidURL` as :func:`parse_url` does.
+    """
+    kind, parsed = parse_url(url)
+    if kind != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
