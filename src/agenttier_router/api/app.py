@@ -138,7 +138,7 @@ def create_app(config: RouterConfig) -> FastAPI:
     backend, storage = _open_storage(config.storage_url)
     recorder_config = config.recorder or RecorderConfig()
     if storage.enabled:
-        recorder_config = _with_spool(recorder_config, config.spool_dir)
+        recorder_config = replace(recorder_config, spool_dir=config.spool_dir)
     recorder = Recorder(backend, config=recorder_config, registry=registry)
     sampler = CostSampler(recorder.record, config.prices, interval=config.cost_interval)
     state = RouterState(backend=backend, recorder=recorder, sampler=sampler, keys=config.keys,
@@ -196,6 +196,3 @@ def create_app(config: RouterConfig) -> FastAPI:
 
     return app
 
-
-def _with_spool(config: RecorderConfig, spool_dir: Path | None) -> RecorderConfig:
-    return replace(config, spool_dir=spool_dir)

@@ -109,6 +109,37 @@ def _find(state: RouterState, identity: Identity, name: str, namespace: str | No
     return visible[0]
 
 
+def _identify(state: RouterState, request: Request, action: str, sandbox_id: str,
+              namespace: str, base: dict[str, Any]) -> Identity:
+    """The caller of an action; without a valid key, the attempt is recorded and refused (401)."""
+    identity = state.authenticate(request)
+    if identity is None:
+        state.audit(None, action, sandbox_id=sandbox_id, namespace=namespace, outcome="denied",
+                    details={**base, "reason": "no valid API key"})
+        raise ApiError(401, "a valid X-API-Key header is required")
+    return identity
+
+
+def _recorded(
+    state: RouterState,
+    identity: Identity,
+    action: str,
+    where: dict[str, str],
+    base: dict[str, Any],
+    do: Callable[[], T],
+    details: Callable[[T], dict[str, Any]] | None = None,
+) -> T:
+    """Run an authorised action and record its outcome: ``error`` if the control plane refuses."""
+    try:
+        result = do()
+    except ControlPlaneError as error:
+        state.audit(identity, action, outcome="error", **where,
+                    details={**base, "error": str(error)})
+        raise
+    state.audit(identity, action, **where, details={**base, **(details(result) if details else {})})
+    return result
+
+
 def _act(
     request: Request,
     action: str,
@@ -121,12 +152,8 @@ def _act(
 ) -> T:
     """Authenticate, authorise, run ``do`` on the sandbox, and record the outcome."""
     state = _state(request)
-    identity = state.authenticate(request)
     base = dict(request_details or {})
-    if identity is None:
-        state.audit(None, action, sandbox_id=name, namespace=namespace or "", outcome="denied",
-                    details={**base, "reason": "no valid API key"})
-        raise ApiError(401, "a valid X-API-Key header is required")
+    identity = _identify(state, request, action, name, namespace or "", base)
     try:
         sandbox = _find(state, identity, name, namespace)
     except ApiError as error:
@@ -139,14 +166,7 @@ def _act(
         state.audit(identity, action, outcome="denied", **where,
                     details={**base, "reason": f"{action} needs more than shared access"})
         raise ApiError(403, f"you may not {action} sandbox {name!r}")
-    try:
-        result = do(sandbox)
-    except ControlPlaneError as error:
-        state.audit(identity, action, outcome="error", **where,
-                    details={**base, "error": str(error)})
-        raise
-    state.audit(identity, action, **where, details={**base, **(details(result) if details else {})})
-    return result
+    return _recorded(state, identity, action, where, base, lambda: do(sandbox), details)
 
 
 @router.post("/sandboxes", status_code=201, response_model=SandboxOut,
@@ -154,22 +174,13 @@ def _act(
 def create_sandbox(body: CreateSandbox, request: Request) -> SandboxOut:
     """Create a sandbox from a template; it is Creating, then Running."""
     state = _state(request)
-    identity = state.authenticate(request)
-    details = {"template": body.template_ref.name}
-    where = {"sandbox_id": body.name, "namespace": body.namespace}
-    if identity is None:
-        state.audit(None, "create", outcome="denied", **where,
-                    details={**details, "reason": "no valid API key"})
-        raise ApiError(401, "a valid X-API-Key header is required")
-    try:
-        sandbox = state.control_plane.create(
-            body.name, body.namespace, body.template_ref.name, identity.subject, identity.email
-        )
-    except ControlPlaneError as error:
-        state.audit(identity, "create", outcome="error", **where,
-                    details={**details, "error": str(error)})
-        raise
-    state.audit(identity, "create", **where, details=details)
+    base: dict[str, Any] = {"template": body.template_ref.name}
+    identity = _identify(state, request, "create", body.name, body.namespace, base)
+    sandbox = _recorded(
+        state, identity, "create", {"sandbox_id": body.name, "namespace": body.namespace}, base,
+        lambda: state.control_plane.create(body.name, body.namespace, body.template_ref.name,
+                                           identity.subject, identity.email),
+    )
     return sandbox_out(sandbox)
 
 
