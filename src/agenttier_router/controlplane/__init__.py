@@ -10,6 +10,7 @@ from __future__ import annotations
 from .base import (
     ControlPlane,
     ControlPlaneError,
+    ControlPlaneUnavailable,
     ExecResult,
     InvalidRequest,
     Phase,
@@ -29,6 +30,7 @@ __all__ = [
     "DEFAULT_TEMPLATES",
     "ControlPlane",
     "ControlPlaneError",
+    "ControlPlaneUnavailable",
     "ExecResult",
     "InvalidRequest",
     "LocalControlPlane",

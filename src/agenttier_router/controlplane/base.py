@@ -11,6 +11,7 @@ The tree of errors::
       + SandboxNotFound     no sandbox by that name in that namespace
       + SandboxConflict     the name is taken, or the sandbox is in the wrong phase
       + InvalidRequest      a bad template, name or command
+      + ControlPlaneUnavailable  the plane cannot be reached now (the API answers 503)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Literal, Protocol
 __all__ = [
     "ControlPlane",
     "ControlPlaneError",
+    "ControlPlaneUnavailable",
     "ExecResult",
     "InvalidRequest",
     "Phase",
@@ -87,17 +89,26 @@ class Sandbox:
     last_activity_at: datetime
     message: str = ""
     shares: Shares = field(default_factory=Shares)
+    uid: str = ""
+    """Unique over the sandbox's whole life: one deleted and re-created under the same name
+    gets a new uid, so its history never mixes with the old one's (Kubernetes' ``metadata.uid``)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    """One lifecycle transition: ``sandbox`` as it is after entering ``phase`` at ``time``."""
+    """One lifecycle occurrence: ``sandbox`` as it is after entering ``phase`` at ``time``.
+
+    ``id`` is stable: the same occurrence seen twice (by two replicas, or after a
+    restart or a re-list) has the same id, so it is stored once. A plane derives it
+    from the sandbox's uid and what identifies the occurrence.
+    """
 
     sandbox: Sandbox
     phase: Phase
     reason: str
     message: str
     time: datetime
+    id: str = ""
 
 
 TransitionSink = Callable[[Transition], None]
@@ -130,6 +141,17 @@ class InvalidRequest(ControlPlaneError, ValueError):
     """A request the control plane refuses as malformed: unknown template, bad name, bad command."""
 
 
+class ControlPlaneUnavailable(ControlPlaneError):
+    """The control plane cannot serve now (API server down, forbidden by RBAC, not yet synced).
+
+    ``retry_after`` is how many seconds a client should wait before trying again.
+    """
+
+    def __init__(self, message: str, *, retry_after: float = 5.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ControlPlane(Protocol):
     """Creates, runs and removes sandboxes, and reports every lifecycle transition.
 
@@ -147,6 +169,9 @@ class ControlPlane(Protocol):
 
     def get(self, name: str, namespace: str) -> Sandbox:
         """Return one sandbox, or raise :class:`SandboxNotFound`."""
+
+    def named(self, name: str) -> list[Sandbox]:
+        """Every sandbox called ``name``, in any namespace, without listing the others."""
 
     def list(self, namespace: str | None = None) -> list[Sandbox]:
         """Every sandbox, or those of one namespace, oldest first."""

@@ -23,6 +23,7 @@ import stat
 import subprocess
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -92,6 +93,13 @@ class _Entry:
     emit_lock: threading.RLock = field(default_factory=threading.RLock)
     # Serialises making and removing the working directory.
     dir_lock: threading.Lock = field(default_factory=threading.Lock)
+    transitions: int = 0  # how many this sandbox has had: the sequence in each one's id
+
+    def transition(self, phase: Phase, reason: str, message: str, time: datetime) -> None:
+        """Queue a transition of the sandbox as it is now, with the next stable id."""
+        self.transitions += 1
+        self.pending.append(Transition(self.sandbox, phase, reason, message, time,
+                                       id=f"{self.sandbox.uid}/{self.transitions}"))
 
 
 class LocalControlPlane:
@@ -131,6 +139,7 @@ class LocalControlPlane:
         self._clock = clock
         self._lock = threading.Lock()
         self._sandboxes: dict[tuple[str, str], _Entry] = {}
+        self._namespaces: dict[str, set[str]] = {}  # name -> the namespaces that hold one
         self._closed = False
         self._setup = ThreadPoolExecutor(_SETUP_THREADS, thread_name_prefix="sandbox-setup")
 
@@ -168,11 +177,12 @@ class LocalControlPlane:
             sandbox = Sandbox(
                 name=name, namespace=namespace, template=chosen, phase=Phase.CREATING,
                 owner=owner, owner_email=owner_email, created_at=now, last_activity_at=now,
-                shares=Shares(users=empty, groups=empty),
+                shares=Shares(users=empty, groups=empty), uid=str(uuid.uuid4()),
             )
             entry = _Entry(sandbox=sandbox, workdir=self._root / namespace / name)
             self._sandboxes[namespace, name] = entry
-            entry.pending.append(Transition(sandbox, Phase.CREATING, "Created", "", now))
+            self._namespaces.setdefault(name, set()).add(namespace)
+            entry.transition(Phase.CREATING, "Created", "", now)
             self._setup.submit(self._set_up, entry)
         self._flush(entry)
         return sandbox
@@ -181,6 +191,12 @@ class LocalControlPlane:
         """Return one sandbox, or raise :class:`SandboxNotFound`."""
         with self._lock:
             return self._entry(name, namespace).sandbox
+
+    def named(self, name: str) -> list[Sandbox]:
+        """Every sandbox called ``name``, in any namespace, by namespace."""
+        with self._lock:
+            return [self._sandboxes[ns, name].sandbox
+                    for ns in sorted(self._namespaces.get(name, ()))]
 
     def list(self, namespace: str | None = None) -> list[Sandbox]:
         """Every sandbox, or those of one namespace, oldest first."""
@@ -235,9 +251,11 @@ class LocalControlPlane:
             raise ControlPlaneError(f"could not delete {_describe(name, namespace)}") from error
         with self._lock:
             del self._sandboxes[namespace, name]
-            entry.pending.append(
-                Transition(entry.sandbox, Phase.DELETING, "Deleted", "", self._clock())
-            )
+            spaces = self._namespaces[name]
+            spaces.discard(namespace)
+            if not spaces:
+                del self._namespaces[name]
+            entry.transition(Phase.DELETING, "Deleted", "", self._clock())
         self._flush(entry)
 
     def exec(self, name: str, namespace: str, command: str, timeout: float) -> ExecResult:
@@ -322,7 +340,7 @@ class LocalControlPlane:
 
     def _move(self, entry: _Entry, phase: Phase, reason: str, message: str = "") -> Sandbox:
         entry.sandbox = replace(entry.sandbox, phase=phase, message=message)
-        entry.pending.append(Transition(entry.sandbox, phase, reason, message, self._clock()))
+        entry.transition(phase, reason, message, self._clock())
         return entry.sandbox
 
     def _touch(self, entry: _Entry) -> None:
