@@ -216,6 +216,8 @@ class Informer:
             _request_timeout=(10, self._watch_timeout + 30), **self._selector)
         self._response = response
         try:
+            if self._stop.is_set():  # close() ran before the response was there to shut
+                return
             for line in _lines(response):
                 if self._stop.is_set():
                     return
