@@ -15,6 +15,7 @@ the command's session; a command that ignores SIGHUP may run on in the pod.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any
@@ -114,7 +115,10 @@ def run_in_pod(api_client: ApiClient, namespace: str, pod: str, command: str, ti
         err.add(client.read_channel(_STDERR))
         status += client.read_channel(_STATUS)
     finally:
-        client.close()
+        with contextlib.suppress(Exception):
+            client.close(timeout=1)  # a close frame, and at most a second for the answer
+        if client.sock is not None:
+            client.sock.shutdown()  # close() leaves the socket open if the peer hung up first
     stdout, stderr = out.text("stdout"), err.text("stderr")
     if timed_out:
         return ExecResult(stdout, stderr + _marker(f"timed out after {timeout:g} s"),
