@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from contract_helpers import Driver, KubernetesDriver, LocalDriver
 from cp_helpers import Transitions
 from kube_helpers import Controller, seed_templates
 from kubefake import FakeKubernetes
@@ -62,3 +63,16 @@ def kplane(kubeconfig: Path, transitions: Transitions) -> Iterator[KubernetesCon
 @pytest.fixture
 def controller(kube: FakeKubernetes) -> Controller:
     return Controller(kube)
+
+
+@pytest.fixture(params=["local", "kubernetes"])
+def driver(request: pytest.FixtureRequest, root: Path,
+           transitions: Transitions) -> Iterator[Driver]:
+    """The contract suite's plane: each test runs once on every control plane."""
+    if request.param == "local":
+        local = LocalControlPlane(root, DEFAULT_TEMPLATES, transitions)
+        yield LocalDriver(local)
+        local.close()
+    else:
+        yield KubernetesDriver(request.getfixturevalue("kplane"),
+                               request.getfixturevalue("controller"))

@@ -276,7 +276,7 @@ class KubernetesControlPlane:
         with self._lock:
             found = [s for s in self._sandboxes.values()
                      if namespace is None or s.namespace == namespace]
-        found.sort(key=lambda s: (s.created_at, s.namespace, s.name))
+        found.sort(key=lambda s: (s.created_at, s.name, s.namespace))  # ties: by name
         return found
 
     # Writing
