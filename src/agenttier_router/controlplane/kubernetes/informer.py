@@ -19,6 +19,8 @@ one is kept in :attr:`Informer.problem` until the informer works again.
 Every change is applied, and given to the handler, under one lock, so the
 handler sees each object's changes in order, whether they came from the watch
 or from :meth:`Informer.observe` (a write's own answer, for read-your-writes).
+Reads take another lock, held only to copy a reference and never while calling
+out, so that a handler may read any informer without risking a deadlock.
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ class Informer:
         self._watch_timeout = max(1, int(watch_timeout))
         self._backoff = backoff
         self._on_synced = on_synced
-        self._lock = threading.RLock()
+        self._apply_lock = threading.RLock()  # orders changes and handler calls
+        self._lock = threading.Lock()  # guards the map; held only for a lookup or a copy
         self._objects: dict[Key, dict[str, Any]] = {}
         self._gone: OrderedDict[Key, int] = OrderedDict()  # deleted keys -> version, bounded
         self._version = ""
@@ -141,8 +144,9 @@ class Informer:
 
     def forget(self, key: Key, version: int) -> None:
         """Apply a deletion we made (at ``version``, if known), unless newer news is here."""
-        with self._lock:
-            old = self._objects.get(key)
+        with self._apply_lock:
+            with self._lock:
+                old = self._objects.get(key)
             if old is not None and _version(old) <= version:
                 self._apply("DELETED", old)
 
@@ -196,8 +200,10 @@ class Informer:
         body = decode(response)
         items = body.get("items") or []
         fresh = {key_of(item): item for item in items if isinstance(item, dict)}
-        with self._lock:
-            for key, old in list(self._objects.items()):
+        with self._apply_lock:
+            with self._lock:
+                known = list(self._objects.items())
+            for key, old in known:
                 if key not in fresh:
                     self._apply("DELETED", old)
             for item in fresh.values():
@@ -245,25 +251,26 @@ class Informer:
     def _apply(self, kind: str, obj: dict[str, Any]) -> None:
         key = key_of(obj)
         version = _version(obj)
-        with self._lock:
-            old = self._objects.get(key)
-            if kind == "DELETED":
-                if old is None or (version and _version(old) > version):
-                    return
-                del self._objects[key]
-                self._gone[key] = version
-                self._gone.move_to_end(key)
-                while len(self._gone) > _TOMBSTONES:
-                    self._gone.popitem(last=False)
-                new: dict[str, Any] | None = None
-            else:
-                if old is not None and _version(old) >= version:
-                    return  # already known (our own write, seen again in the watch)
-                if old is None and self._gone.get(key, -1) >= version:
-                    return  # an answer that arrived after the watch saw the object go
-                self._gone.pop(key, None)
-                self._objects[key] = obj
-                new = obj
+        with self._apply_lock:
+            with self._lock:
+                old = self._objects.get(key)
+                if kind == "DELETED":
+                    if old is None or (version and _version(old) > version):
+                        return
+                    del self._objects[key]
+                    self._gone[key] = version
+                    self._gone.move_to_end(key)
+                    while len(self._gone) > _TOMBSTONES:
+                        self._gone.popitem(last=False)
+                    new: dict[str, Any] | None = None
+                else:
+                    if old is not None and _version(old) >= version:
+                        return  # already known (our own write, seen again in the watch)
+                    if old is None and self._gone.get(key, -1) >= version:
+                        return  # an answer that arrived after the watch saw the object go
+                    self._gone.pop(key, None)
+                    self._objects[key] = obj
+                    new = obj
             try:
                 self._handler(kind, old, new)
             except Exception:
