@@ -143,6 +143,21 @@ FAILURES = [
         id="misspelt-rbac-key",
     ),
     pytest.param(
+        {"router.costs.interval": 0.5},
+        ["router.costs.interval is 0.5 seconds", "at least 1 second"],
+        id="cost-interval-below-a-second",
+    ),
+    pytest.param(
+        {"router.costs.cpuPrice": "cheap"},
+        ["router.costs.cpuPrice", "Does not match pattern"],
+        id="cpu-price-not-a-number",
+    ),
+    pytest.param(
+        {"router.costs.memoryPrice": -1},
+        ["router.costs.memoryPrice", "greater than or equal to 0"],
+        id="negative-memory-price",
+    ),
+    pytest.param(
         {"crds.enabled": True},
         ["crds", "enabled"],
         id="misspelt-crds-key",

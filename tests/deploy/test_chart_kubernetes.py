@@ -330,3 +330,27 @@ def test_the_charts_own_crd_files_render_with_crds_install() -> None:
     manifest = render({"crds.install": True})
     assert sorted(c["metadata"]["name"] for c in manifest.all("CustomResourceDefinition")) == (
         names)
+
+
+# -- cost settings, shared by Routers and watchers ----------------------------------------
+
+
+def test_cost_settings_default_to_the_routers_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    manifest = render()
+    assert not [a for a in manifest.container["args"] if a.startswith(("--cost", "--cpu",
+                                                                          "--memory"))]
+    params = parsed_command(manifest, monkeypatch)
+    defaults = {p.name: p.default for p in serve.params}
+    for name in ("cost_interval", "cpu_price", "memory_price"):
+        assert params[name] == defaults[name]
+
+
+@pytest.mark.parametrize("mode", [pytest.param({}, id="serve"), pytest.param(WATCH, id="watch")])
+def test_cost_settings_reach_the_command_line(mode: dict[str, object],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # --set passes 0.05 as a string and 300 as a number: both are taken.
+    manifest = render({**mode, "router.costs.interval": 300, "router.costs.cpuPrice": 0.05,
+                       "router.costs.memoryPrice": 0})
+    params = parsed_command(manifest, monkeypatch)
+    assert (params["cost_interval"], params["cpu_price"], params["memory_price"]) == (
+        300.0, 0.05, 0.0)

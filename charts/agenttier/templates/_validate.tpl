@@ -37,6 +37,10 @@ message that says what to do instead. Included once, by the Deployment.
 {{- if and (eq $plane "kubernetes") .Values.rbac.create (not .Values.serviceAccount.create) (not .Values.serviceAccount.name) -}}
 {{- fail "rbac.create=true with serviceAccount.create=false would grant the Router's RBAC to the namespace's \"default\" ServiceAccount. Name the existing account in serviceAccount.name, or set serviceAccount.create=true." -}}
 {{- end -}}
+{{- $interval := $router.costs.interval -}}
+{{- if and (not (kindIs "invalid" $interval)) (lt (float64 $interval) 1.0) -}}
+{{- fail (printf "router.costs.interval is %v seconds; a cost bucket is at least 1 second (empty: the Router's 60)." $interval) -}}
+{{- end -}}
 {{- /* Checked even when storage is off: the credentials are in values either way. */ -}}
 {{- if $storage.dsn -}}
 {{- fail "optional.storage.dsn is set inline, and credentials never go in values (the storage spec: \"Inject the DSN from a Kubernetes Secret\"). Put the DSN in a Secret, e.g. `kubectl create secret generic agenttier-storage --from-literal=dsn=...`, set optional.storage.dsnSecret.name (and optional.storage.dsnSecret.key, default \"dsn\"), and remove optional.storage.dsn." -}}
