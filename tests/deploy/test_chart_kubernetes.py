@@ -354,3 +354,29 @@ def test_cost_settings_reach_the_command_line(mode: dict[str, object],
     params = parsed_command(manifest, monkeypatch)
     assert (params["cost_interval"], params["cpu_price"], params["memory_price"]) == (
         300.0, 0.05, 0.0)
+
+
+# -- the README's RBAC table is the chart's ----------------------------------------------
+
+
+def _readme_rbac_table() -> dict[str, Rules]:
+    readme = (CHART.parents[1] / "README.md").read_text()
+    section = readme.split("## Against a Kubernetes cluster", 1)[1].split("\n## ", 1)[0]
+    tables: dict[str, Rules] = {"serve": {}, "watch": {}}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 4 or not cells[1].startswith("`"):
+            continue
+        group = "" if cells[0] == "core" else cells[0].strip("`")
+        for resource in (r.strip().strip("`") for r in cells[1].split(",")):
+            for mode, text in (("serve", cells[2]), ("watch", cells[3])):
+                verbs = {v.strip() for v in text.split("(")[0].split(",")} - {"none"}
+                if verbs:
+                    tables[mode][(group, resource)] = verbs
+    return tables
+
+
+def test_the_readme_documents_exactly_the_rbac_the_chart_grants() -> None:
+    documented = _readme_rbac_table()
+    assert documented["serve"] == rules(render().one("ClusterRole"))
+    assert documented["watch"] == rules(render(WATCH).one("ClusterRole"))
