@@ -10,7 +10,7 @@ replacing most of it, so this is a small aiohttp server of our own instead.
 It serves, over real HTTP on 127.0.0.1, what the Router's plane uses of the
 real API, with the real API's shapes and status codes:
 
-- custom resources of the CRDs in ``charts/agenttier/crds`` (Sandbox with its
+- custom resources of the CRDs in ``charts/agenttier/files/crds`` (Sandbox with its
   ``status`` subresource, SandboxTemplate, ClusterSandboxTemplate), and core
   ``events`` and ``pods``;
 - ``uid``, ``resourceVersion`` (one counter for the whole store, like etcd's),
@@ -57,7 +57,7 @@ from aiohttp import WSMsgType, web
 
 __all__ = ["CRD_DIR", "FakeKubernetes", "Resource", "now_rfc3339"]
 
-CRD_DIR = Path(__file__).resolve().parent.parent / "charts" / "agenttier" / "crds"
+CRD_DIR = Path(__file__).resolve().parent.parent / "charts" / "agenttier" / "files" / "crds"
 TOKEN = "fake-router-token"
 STATUS_CHANNEL = 3
 
