@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import functools
 import logging
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -116,7 +117,11 @@ class KubernetesControlPlane:
         self._container = exec_container
         self._warn = RateLimitedWarning(_log)
         self._lock = threading.Lock()
-        self._sandboxes: dict[Key, Sandbox] = {}
+        self._sandboxes: dict[Key, Sandbox] = {}  # as the watch last delivered them
+        self._versions: dict[Key, int] = {}  # their resourceVersions
+        # Our own writes' answers (read-your-writes), until the watch catches up with them:
+        # key -> (resourceVersion, object, sandbox, uid); (maxsize, None, None, uid) once deleted.
+        self._written: dict[Key, tuple[int, dict[str, Any] | None, Sandbox | None, str]] = {}
         self._by_name: dict[str, set[str]] = {}
         self._last_ids: dict[str, str] = {}  # sandbox uid -> the id of its last transition
         self._gone: OrderedDict[str, Sandbox] = OrderedDict()  # uid -> last state, bounded
@@ -258,8 +263,7 @@ class KubernetesControlPlane:
     def get(self, name: str, namespace: str) -> Sandbox:
         """Return one sandbox, from memory, or raise :class:`SandboxNotFound`."""
         self._require_synced()
-        with self._lock:
-            sandbox = self._sandboxes.get((namespace, name))
+        sandbox = self._known((namespace, name))
         if sandbox is None:
             raise SandboxNotFound(f"no sandbox {name!r} in namespace {namespace!r}")
         return sandbox
@@ -268,14 +272,22 @@ class KubernetesControlPlane:
         """Every sandbox called ``name``, in any namespace, by namespace (from memory)."""
         self._require_synced()
         with self._lock:
-            return [self._sandboxes[(ns, name)] for ns in sorted(self._by_name.get(name, ()))]
+            namespaces = set(self._by_name.get(name, ()))
+            namespaces.update(ns for ns, n in self._written if n == name)
+        found = (self._known((ns, name)) for ns in sorted(namespaces))
+        return [s for s in found if s is not None]
 
     def list(self, namespace: str | None = None) -> list[Sandbox]:
         """Every sandbox, or those of one namespace, oldest first (from memory)."""
         self._require_synced()
         with self._lock:
-            found = [s for s in self._sandboxes.values()
-                     if namespace is None or s.namespace == namespace]
+            current = dict(self._sandboxes)
+            for key, (_, _, sandbox, _) in self._written.items():
+                if sandbox is None:
+                    current.pop(key, None)
+                else:
+                    current[key] = sandbox
+        found = [s for s in current.values() if namespace is None or s.namespace == namespace]
         found.sort(key=lambda s: (s.created_at, s.name, s.namespace))  # ties: by name
         return found
 
@@ -314,12 +326,7 @@ class KubernetesControlPlane:
         except SandboxConflict as error:
             raise SandboxConflict(
                 f"sandbox {name!r} already exists in namespace {namespace!r}") from error
-        obj = decode(response)
-        self._informer.observe(obj)
-        sandbox = self._convert(obj)
-        if sandbox is None:  # the server answered something we cannot read: say so
-            raise ControlPlaneUnavailable("the API server's answer to create is unreadable")
-        return sandbox
+        return self._remember(decode(response))
 
     def stop(self, name: str, namespace: str) -> Sandbox:
         """Ask the controller to stop a Running sandbox (annotation ``agenttier.io/action:
@@ -356,12 +363,12 @@ class KubernetesControlPlane:
                 GROUP, VERSION, namespace, "sandboxes", name, _preload_content=False)
         answer = decode(response)
         if isinstance(answer, dict) and answer.get("kind") == "Sandbox":
-            self._informer.observe(answer)  # held by a finalizer: now Deleting
+            self._remember(answer)  # held by a finalizer: now Deleting
         else:
-            cached = self._informer.get((namespace, name))
-            if cached is not None:
-                self._informer.forget((namespace, name),
-                                      int(meta(cached).get("resourceVersion") or 0))
+            gone = self._known((namespace, name))
+            with self._lock:  # gone; until the watch says so too
+                self._written[(namespace, name)] = (sys.maxsize, None, None,
+                                                    gone.uid if gone else "")
 
     def exec(self, name: str, namespace: str, command: str, timeout: float) -> ExecResult:
         """Run ``/bin/sh -c command`` in the sandbox pod's ``sandbox`` container (pods/exec).
@@ -371,7 +378,7 @@ class KubernetesControlPlane:
         _check_command(command)
         _check_timeout(timeout)
         sandbox = self.get(name, namespace)
-        obj = self._informer.get((namespace, name)) or {}
+        obj = self._raw((namespace, name)) or {}
         status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
         pod = status.get("podName") if isinstance(status, dict) else None
         if sandbox.phase is not Phase.RUNNING or not isinstance(pod, str) or not pod:
@@ -430,13 +437,13 @@ class KubernetesControlPlane:
             response = self._custom.get_namespaced_custom_object(
                 GROUP, VERSION, namespace, "sandboxes", name, _preload_content=False)
         obj: dict[str, Any] = decode(response)
-        self._informer.observe(obj)
+        self._remember(obj)
         return copy.deepcopy(obj)
 
     def _current(self, name: str, namespace: str) -> dict[str, Any]:
         self._check_namespace(namespace)
         self._require_synced()
-        obj = self._informer.get((namespace, name))
+        obj = self._raw((namespace, name))
         if obj is None:
             raise SandboxNotFound(f"no sandbox {name!r} in namespace {namespace!r}")
         return obj
@@ -449,7 +456,15 @@ class KubernetesControlPlane:
                 else self._custom.replace_namespaced_custom_object)
         resource = "sandboxes/status" if status else "sandboxes"
         for attempt in range(_CONFLICT_RETRIES):
-            change(obj)
+            try:
+                change(obj)
+            except SandboxConflict:
+                if attempt:
+                    raise
+                # Our memory may lag the cluster by a moment (another replica just moved
+                # it): a refusal is only final once the API server's copy agrees.
+                obj = self._fresh(name, namespace)
+                change(obj)
             with translate("update", resource, namespace=namespace, name=name):
                 try:
                     response = call(GROUP, VERSION, namespace, "sandboxes", name, obj,
@@ -459,9 +474,7 @@ class KubernetesControlPlane:
                         obj = self._fresh(name, namespace)
                         continue
                     raise
-            new = decode(response)
-            self._informer.observe(new)
-            return self._convert_or_fail(new)
+            return self._remember(decode(response))
         raise SandboxConflict(f"sandbox {name!r} kept changing; try again")  # pragma: no cover
 
     def _patch_sharing(self, name: str, namespace: str,
@@ -490,9 +503,9 @@ class KubernetesControlPlane:
                         continue
                     raise
             new = decode(response)
-            self._informer.observe(new)
+            sandbox = self._remember(new)
             self._post_event(new, reason, identity)
-            return self._convert_or_fail(new)
+            return sandbox
         raise SandboxConflict(f"sandbox {name!r} kept changing; try again")  # pragma: no cover
 
     def _post_event(self, obj: Mapping[str, Any], reason: str, message: str) -> None:
@@ -506,6 +519,34 @@ class KubernetesControlPlane:
         except Exception as error:
             self._warn(f"event/{reason}", "could not write the %s Event about %s/%s: %s", reason,
                        namespace, meta(obj).get("name"), error)
+
+    def _remember(self, obj: dict[str, Any]) -> Sandbox:
+        """Keep a write's answer for reads until the watch delivers that version (or newer)."""
+        sandbox = self._convert_or_fail(obj)
+        key = key_of(obj)
+        version = _version_of(obj)
+        with self._lock:
+            written = self._written.get(key)
+            if version > self._versions.get(key, -1) and (written is None
+                                                          or version > written[0]):
+                self._written[key] = (version, obj, sandbox, sandbox.uid)
+        return sandbox
+
+    def _known(self, key: Key) -> Sandbox | None:
+        """A sandbox as we know it: our own newer write, else what the watch delivered."""
+        with self._lock:
+            written = self._written.get(key)
+            if written is not None:
+                return written[2]
+            return self._sandboxes.get(key)
+
+    def _raw(self, key: Key) -> dict[str, Any] | None:
+        """A deep copy of the newest object we know (for a write built on it), or None."""
+        with self._lock:
+            written = self._written.get(key)
+        if written is not None:
+            return copy.deepcopy(written[1]) if written[1] is not None else None
+        return self._informer.get(key)
 
     def _convert_or_fail(self, obj: Mapping[str, Any]) -> Sandbox:
         sandbox = self._convert(obj)
@@ -592,6 +633,10 @@ class KubernetesControlPlane:
         """A sandbox left (deleted, or replaced under its name): its Deleting transition."""
         with self._lock:
             sandbox = self._sandboxes.pop(key, None)
+            self._versions.pop(key, None)
+            written = self._written.get(key)
+            if written is not None and written[3] == meta(obj).get("uid"):
+                del self._written[key]  # what we wrote about it is history now
             if sandbox is None:
                 return
             namespaces = self._by_name.get(key[1])
@@ -620,8 +665,14 @@ class KubernetesControlPlane:
         sandbox = self._convert(new)
         if sandbox is None:
             return
+        version = _version_of(new)
         with self._lock:
             self._sandboxes[key] = sandbox
+            self._versions[key] = version
+            written = self._written.get(key)
+            if written is not None and (written[0] <= version
+                                        or written[3] != sandbox.uid):
+                del self._written[key]  # the watch has caught up (or it is another object now)
             self._by_name.setdefault(key[1], set()).add(key[0])
             if phase_of(new) is None:
                 return  # not reconciled yet: the controller's Creating comes next
@@ -639,10 +690,10 @@ class KubernetesControlPlane:
         if about is None:
             return
         namespace, name, uid = about
+        sandbox = self._known((namespace, name))
+        if sandbox is not None and uid and sandbox.uid != uid:
+            sandbox = None
         with self._lock:
-            sandbox = self._sandboxes.get((namespace, name))
-            if sandbox is not None and uid and sandbox.uid != uid:
-                sandbox = None
             tombstone = self._gone.get(uid) if uid else None
         if sandbox is None and tombstone is None:
             sandbox = self._look_up_for_event(namespace, name, uid)
@@ -660,8 +711,14 @@ class KubernetesControlPlane:
             return None
         if uid and meta(obj).get("uid") != uid:
             return None
-        with self._lock:
-            return self._sandboxes.get((namespace, name))
+        return self._known((namespace, name))
+
+
+def _version_of(obj: Mapping[str, Any]) -> int:
+    try:
+        return int(meta(obj).get("resourceVersion") or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _require_phase(obj: Mapping[str, Any], action: str, *allowed: Phase) -> None:
