@@ -98,3 +98,28 @@ def test_events_seen_by_two_replicas_and_a_restart_have_the_same_ids(
         wait_for(lambda: event_ids(restarted) == event_ids(transitions), "the same after restart")
     finally:
         again.close()
+
+
+def test_events_are_listed_from_memory_newest_first_with_filters(
+        kplane: KubernetesControlPlane, kube: FakeKubernetes, controller: Controller) -> None:
+    running(kplane, controller, "sb-1")
+    kplane.create("sb-2", "other", "general-coding", "bob", "")
+    controller.reconcile("sb-2", "other")
+    for n in range(3):
+        kube.put("events", {
+            "metadata": {"name": f"sb-1.note{n}", "namespace": NS},
+            "involvedObject": {"kind": "Sandbox", "name": "sb-1", "namespace": NS,
+                               "uid": kplane.get("sb-1", NS).uid},
+            "reason": "Note", "message": f"note {n}", "count": 1, "type": "Normal",
+            "lastTimestamp": f"2030-01-01T00:00:0{n}Z"})
+    wait_for(lambda: len(kplane.events()) == 5, "five events in memory")
+    before = len(kube.requests)
+
+    newest = kplane.events(limit=2)
+    assert [t.message for t in newest] == ["note 2", "note 1"]
+    assert [t.reason for t in kplane.events(namespace="other")] == ["Creating"]
+    assert {t.sandbox.name for t in kplane.events(name="sb-1")} == {"sb-1"}
+    since = newest[1].time
+    assert [t.message for t in kplane.events(name="sb-1", since=since)] == ["note 2", "note 1"]
+    assert [t.message for t in kplane.events(until=since, limit=1)] == ["note 0"]
+    assert kube.requests[before:] == []  # all from memory

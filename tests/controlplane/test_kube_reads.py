@@ -118,6 +118,14 @@ def test_an_api_server_down_at_start_answers_unavailable_then_recovers(
             wait_for(lambda: plane.problem() is None, "recovered")
             plane.create("sb-1", NS, "general-coding", "alice", "")
             assert [s.name for s in plane.list()] == ["sb-1"]
+            # Down again once synced: writes answer unavailable; reads serve what is known.
+            proxy.kill()
+            with pytest.raises(ControlPlaneUnavailable, match="cannot be reached"):
+                plane.create("sb-2", NS, "general-coding", "alice", "")
+            with pytest.raises(ControlPlaneUnavailable):
+                plane.delete("sb-1", NS)
+            assert [s.name for s in plane.list()] == ["sb-1"]
+            wait_for(lambda: plane.problem() is not None, "the outage noticed again")
         finally:
             plane.close()
 

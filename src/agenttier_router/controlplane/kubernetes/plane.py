@@ -70,6 +70,7 @@ _CONFLICT_RETRIES = 5
 _TOMBSTONES = 1_000
 _MERGE_PATCH = "application/merge-patch+json"
 _Sharing = dict[str, list[dict[str, Any]]]
+_Transitions = list[Transition]  # ("list" is a method's name inside the class)
 """``spec.sharing``'s users and groups lists, by field."""
 
 
@@ -689,29 +690,63 @@ class KubernetesControlPlane:
         about = event_about(new)
         if about is None:
             return
-        namespace, name, uid = about
-        sandbox = self._known((namespace, name))
-        if sandbox is not None and uid and sandbox.uid != uid:
-            sandbox = None
-        with self._lock:
-            tombstone = self._gone.get(uid) if uid else None
-        if sandbox is None and tombstone is None:
-            sandbox = self._look_up_for_event(namespace, name, uid)
-        if sandbox is None:
-            sandbox = stand_in(namespace, name, uid, tombstone)
-        transition = transition_of_event(new, sandbox, self._clock())
+        transition = transition_of_event(new, self._event_sandbox(*about, look_up=True),
+                                         self._clock())
         if transition is not None:
             self._emit(transition)
 
-    def _look_up_for_event(self, namespace: str, name: str, uid: str) -> Sandbox | None:
-        """An Event outran its Sandbox's ADDED: read the Sandbox once (events thread only)."""
-        try:
-            obj = self._fresh(name, namespace)
-        except Exception:
-            return None
-        if uid and meta(obj).get("uid") != uid:
-            return None
-        return self._known((namespace, name))
+    def _event_sandbox(self, namespace: str, name: str, uid: str, *, look_up: bool) -> Sandbox:
+        """The sandbox an Event is about: as we know it, as it was when it went, or (on the
+        Events thread only) read once from the API server when the Event outran its ADDED."""
+        sandbox = self._known((namespace, name))
+        if sandbox is not None and (not uid or sandbox.uid == uid):
+            return sandbox
+        with self._lock:
+            tombstone = self._gone.get(uid) if uid else None
+        if tombstone is not None:
+            return tombstone
+        if look_up:
+            try:
+                obj = self._fresh(name, namespace)
+            except SandboxNotFound:
+                obj = None
+            except Exception:  # the API server is away: say what we know, look again later
+                return stand_in(namespace, name, uid, None)
+            if obj is not None and (not uid or meta(obj).get("uid") == uid):
+                found = self._known((namespace, name))
+                if found is not None:
+                    return found
+            if uid:  # gone for good: remember, so that its other Events need no lookup
+                with self._lock:
+                    self._gone[uid] = stand_in(namespace, name, uid, None)
+                    while len(self._gone) > _TOMBSTONES:
+                        self._gone.popitem(last=False)
+        return stand_in(namespace, name, uid, None)
+
+    def events(self, *, namespace: str | None = None, name: str | None = None,
+               since: datetime | None = None, until: datetime | None = None,
+               limit: int = 100) -> _Transitions:
+        """The Kubernetes Events about Sandboxes that the cluster still holds, newest first,
+        from memory: what ``/audit/events`` answers with when storage is off. The filters
+        (namespace, sandbox name, ``since`` <= time < ``until``) apply before ``limit``."""
+        self._require_synced(self._informer, self._events)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise InvalidRequest(f"limit must be an integer >= 0 (got {limit!r})")
+        now = self._clock()
+        found: _Transitions = []
+        for obj in self._events.objects():
+            about = event_about(obj)
+            if about is None or (namespace is not None and about[0] != namespace) or (
+                    name is not None and about[1] != name):
+                continue
+            transition = transition_of_event(obj, self._event_sandbox(*about, look_up=False),
+                                             now)
+            if transition is None or (since is not None and transition.time < since) or (
+                    until is not None and transition.time >= until):
+                continue
+            found.append(transition)
+        found.sort(key=lambda t: (t.time, t.id), reverse=True)
+        return found[:limit]
 
 
 def _version_of(obj: Mapping[str, Any]) -> int:
