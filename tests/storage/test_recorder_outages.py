@@ -35,7 +35,7 @@ from agenttier_router.storage import (
     SQLBackend,
     open_backend,
 )
-from agenttier_router.storage.spool import encode
+from agenttier_router.storage.recorder.spool import encode
 
 
 class Fault:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from agenttier_router.storage import AuditEvent, CostSnapshot, Record, SandboxEvent
-from agenttier_router.storage.spool import SPOOL_FILE, Spool, encode
+from agenttier_router.storage.recorder.spool import SPOOL_FILE, Spool, encode
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

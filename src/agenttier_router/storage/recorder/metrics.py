@@ -5,8 +5,9 @@ prometheus_client ``Counter.inc()`` takes a lock and costs more than the
 whole enqueue. The writer thread, the only one that moves records, keeps
 plain counters instead, and the collector below reads them at scrape time.
 The few drops that happen in ``record`` itself (queue full, recorder closed,
-not a record) are appended to a deque, which is atomic and lock-free, and
-folded into the counters by the writer or at the next scrape.
+not a record) go through :meth:`RecorderMetrics.note_drop`, a deque append,
+which is atomic and lock-free, and are folded into the counters by the writer
+or at the next scrape.
 
 Metrics (all prefixed ``agenttier_recorder_``):
 
@@ -31,7 +32,7 @@ from typing import Any
 from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from .records import AuditEvent, CostSnapshot, SandboxEvent
+from ..records import AuditEvent, CostSnapshot, SandboxEvent
 
 __all__ = [
     "DROP_REASONS",
@@ -85,7 +86,6 @@ class RecorderMetrics:
         queue_depth: Callable[[], int],
         spool_depth: Callable[[], int],
         spool_bytes: Callable[[], int],
-        drops: deque[tuple[str, str]],
     ) -> None:
         self.enqueued = _by_type()
         self.written = _by_type()
@@ -104,10 +104,20 @@ class RecorderMetrics:
         self._queue_depth = queue_depth
         self._spool_depth = spool_depth
         self._spool_bytes = spool_bytes
-        self._drops = drops
+        self._drops: deque[tuple[str, str]] = deque()
         self._absorb_lock = threading.Lock()
 
-    # -- updates (the writer thread) -----------------------------------------------
+    # -- updates -----------------------------------------------------------------------
+
+    def note_drop(self, key: tuple[str, str]) -> None:
+        """Count one drop, keyed (type label, reason), from any thread, without a lock.
+
+        ``Recorder.record`` calls this; the drop reaches the counters at the
+        next :meth:`absorb_drops` (the writer's next step, or a scrape).
+        """
+        self._drops.append(key)
+
+    # The rest are called from the writer thread.
 
     @staticmethod
     def add(counter: dict[str, int], records: Iterable[Any]) -> None:

@@ -34,18 +34,15 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from time import monotonic
-from typing import TYPE_CHECKING
 
-from ._deadline import DeadlineCall
-from ._metrics import RecorderMetrics
-from ._ratelimit import RateLimitedLog, describe
-from .backend import Backend
-from .errors import BackendUnavailable
-from .records import Record
+from ..backend import Backend
+from ..errors import BackendUnavailable
+from ..records import Record
+from .config import RecorderConfig, RecorderStatus
+from .deadline import DeadlineCall
+from .metrics import RecorderMetrics
+from .ratelimit import RateLimitedLog, describe
 from .spool import Spool
-
-if TYPE_CHECKING:
-    from .recorder import RecorderConfig
 
 __all__ = ["Writer"]
 
@@ -69,7 +66,6 @@ class Writer:
         self,
         backend: Backend,
         config: RecorderConfig,
-        queue: deque[Record],
         metrics: RecorderMetrics,
         spool: Spool | None,
         log: RateLimitedLog,
@@ -77,7 +73,8 @@ class Writer:
         name: str = "agenttier-recorder",
     ) -> None:
         self._cfg = config
-        self._queue = queue
+        self._queue: deque[Record] = deque()
+        self._limit = config.queue_size
         self._metrics = metrics
         self.spool = spool
         self._log = log
@@ -92,10 +89,10 @@ class Writer:
         self._due = 0
         # A healthy batch commits in milliseconds; one outstanding this long is trouble.
         self._slow = min(1.0, config.write_timeout / 2)
-        # Shared with Recorder.record(): it wakes the writer once the queue reaches wake_at.
-        self.sleeping = False
-        self.wake_at = 1
-        self.wake = threading.Event()
+        # Read by offer() on the request path: it wakes the writer once the queue reaches _wake_at.
+        self._sleeping = False
+        self._wake_at = 1
+        self._wake = threading.Event()
         # Shared with flush() and close().
         self._cond = threading.Condition()
         self._requested = 0
@@ -113,15 +110,49 @@ class Writer:
         """Start the writer thread."""
         self._thread.start()
 
+    def offer(self, rec: Record) -> bool:
+        """Queue ``rec`` behind everything before it; False, doing nothing, when memory is full.
+
+        Called on the request path, from any thread: no lock, no I/O. ``rec``
+        must be a record (the recorder checks).
+        """
+        queue = self._queue
+        if len(queue) >= self._limit:
+            return False
+        queue.append(rec)
+        if self._sleeping and len(queue) >= self._wake_at:
+            self._sleeping = False
+            self._wake.set()
+        return True
+
+    def nudge(self) -> None:
+        """Wake the writer if it sleeps (after a drop, so that it is logged now)."""
+        if self._sleeping:
+            self.poke()
+
+    @property
+    def queued(self) -> int:
+        """Records waiting in memory."""
+        return len(self._queue)
+
     @property
     def failing(self) -> bool:
         """True while the backend's last write failed (the writer is backing off or spooling)."""
         return self._failures > 0
 
+    def status(self) -> RecorderStatus:
+        """What the writer holds now and whether the database is taking writes."""
+        spool = self.spool
+        return RecorderStatus(
+            queued=len(self._queue),
+            spooled=spool.count if spool is not None else 0,
+            failing=self._failures > 0,
+        )
+
     def poke(self) -> None:
         """Wake the writer now."""
-        self.sleeping = False
-        self.wake.set()
+        self._sleeping = False
+        self._wake.set()
 
     def flush(self, timeout: float) -> bool:
         """Ask for everything queued so far to be written; wait up to ``timeout``."""
@@ -161,7 +192,7 @@ class Writer:
                     break
             except Exception as error:  # a bug here must not end the recording
                 self._log("internal", logging.ERROR, "recorder writer error: %s", describe(error))
-                self.wake.wait(_POLL)
+                self._wake.wait(_POLL)
         try:
             self._finish()
         except Exception as error:
@@ -246,10 +277,10 @@ class Writer:
             timeouts.append(self._retry_at - now)
         if self._stop_at is not None:
             timeouts.append(self._stop_at - now)
-        wake = self.wake
+        wake = self._wake
         wake.clear()
-        self.wake_at = threshold
-        self.sleeping = True
+        self._wake_at = threshold
+        self._sleeping = True
         # Look again after publishing the flag: a record appended just before must not be missed.
         if (
             len(queue) < threshold
@@ -257,7 +288,7 @@ class Writer:
             and (self._stop_at is None or self._stop_seen)
         ):
             wake.wait(max(0.0, min(timeouts)))
-        self.sleeping = False
+        self._sleeping = False
 
     # -- moving records ------------------------------------------------------------
 

@@ -41,8 +41,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ._time import format_ts
-from .records import AuditEvent, CostSnapshot, Record, SandboxEvent
+from .._time import format_ts
+from ..records import AuditEvent, CostSnapshot, Record, SandboxEvent
 
 __all__ = ["DEFAULT_MAX_BYTES", "SPOOL_FILE", "Spool"]
 
@@ -72,7 +72,7 @@ _INSERT = (
 )
 _SELECT = f"SELECT seq, kind, event_id, ts, {', '.join(_FIELDS)} FROM spool"
 
-log = logging.getLogger("agenttier_router.storage.spool")
+log = logging.getLogger("agenttier_router.storage.recorder.spool")
 
 # Per record class: its kind number and the fields stored after event_id and time.
 _LAYOUT: dict[type, tuple[int, tuple[str, ...]]] = {
