@@ -85,8 +85,22 @@ class RecorderConfig:
 
 @dataclass(frozen=True, slots=True)
 class RecorderStatus:
-    """A recorder's state: records waiting in memory and in the spool, and whether writes fail."""
+    """A recorder's state: records waiting in memory and in the spool, and whether writes fail.
+
+    ``degraded`` is True while the spool cannot take records (a full disk,
+    say): records then go from memory straight to the database, or wait in
+    memory while it is down, so an outage now loses what memory cannot hold.
+    ``reason`` says why, for a person to read. The recorder probes the spool
+    and stops being degraded by itself once it takes writes again.
+    """
 
     queued: int
     spooled: int
     failing: bool
+    degraded: bool = False
+    reason: str | None = None
+
+    @property
+    def state(self) -> str:
+        """One word for a readiness check: ``degraded``, ``failing`` or ``ok``, worst first."""
+        return "degraded" if self.degraded else "failing" if self.failing else "ok"

@@ -68,6 +68,7 @@ class Recorder:
             queue_depth=lambda: self._writer.queued,
             spool_depth=lambda: spool.count if spool is not None else 0,
             spool_bytes=lambda: spool.bytes if spool is not None else 0,
+            degraded=lambda: self._writer.degraded is not None,
         )
         self._writer = Writer(backend, config, self.metrics, spool, self._log)
         self._offer = self._writer.offer

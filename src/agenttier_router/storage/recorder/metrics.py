@@ -19,6 +19,7 @@ Metrics (all prefixed ``agenttier_recorder_``):
 - ``records_dropped_total{type,reason}``: given up; reasons in :data:`DROP_REASONS`
 - ``backend_errors_total{kind}``: failed batch writes; kinds in :data:`ERROR_KINDS`
 - ``queue_depth``, ``spool_depth`` (records) and ``spool_bytes``
+- ``degraded``: 1 while the spool cannot take records (a full disk), else 0
 - ``batch_write_seconds``: histogram of completed ``write_batch`` calls
 """
 
@@ -86,6 +87,7 @@ class RecorderMetrics:
         queue_depth: Callable[[], int],
         spool_depth: Callable[[], int],
         spool_bytes: Callable[[], int],
+        degraded: Callable[[], bool] = lambda: False,
     ) -> None:
         self.enqueued = _by_type()
         self.written = _by_type()
@@ -104,6 +106,7 @@ class RecorderMetrics:
         self._queue_depth = queue_depth
         self._spool_depth = spool_depth
         self._spool_bytes = spool_bytes
+        self._degraded = degraded
         self._drops: deque[tuple[str, str]] = deque()
         self._absorb_lock = threading.Lock()
 
@@ -203,6 +206,10 @@ class RecorderMetrics:
         spool_bytes = GaugeMetricFamily(
             prefix + "spool_bytes", "Payload bytes of the records in the local spool."
         )
+        degraded = GaugeMetricFamily(
+            prefix + "degraded",
+            "1 while the local spool cannot take records (records wait in memory), else 0.",
+        )
         if not empty:
             for (label, reason), value in list(self.dropped.items()):
                 dropped.add_metric([label, reason], value)
@@ -211,7 +218,8 @@ class RecorderMetrics:
             queue.add_metric([], self._queue_depth())
             spool.add_metric([], self._spool_depth())
             spool_bytes.add_metric([], self._spool_bytes())
-        yield from (dropped, errors, queue, spool, spool_bytes)
+            degraded.add_metric([], 1 if self._degraded() else 0)
+        yield from (dropped, errors, queue, spool, spool_bytes, degraded)
         if empty:
             yield from self.batch_seconds.describe()
         else:

@@ -21,10 +21,23 @@ survives the process being killed (SIGKILL, OOM), though the last appends
 before a power cut may be lost. Size: the cap counts each record's payload
 (its text fields in UTF-8, 8 bytes per number, 64 bytes of overhead); when an
 append would pass it, the oldest records go first. The file itself is a
-little larger (pages, the primary key); it is shrunk when the spool empties.
+little larger (pages, the primary key); it is replaced by a fresh, empty file
+when the spool empties.
 
 One process at a time owns a spool directory: a lock file (``flock``) keeps a
 second recorder from replaying the same records at the same time.
+
+A full disk (issue 9). SQLite needs free space to delete as well as to
+insert: in WAL mode a ``DELETE`` appends pages to the log. So removal is in
+two steps. :meth:`Spool.remove` first removes records *logically*: it moves
+a watermark, in memory, past them, so that :meth:`Spool.peek` never returns
+them again and ``count`` and ``bytes`` no longer include them; then it tries
+the ``DELETE``. When that fails, ``trim_error`` says why and the rows stay
+in the file until :meth:`Spool.trim` succeeds. Once every record is removed
+logically, ``trim`` starts a fresh, empty file instead of deleting rows, which
+needs no free space at all. Rows removed only logically are replayed again
+(harmlessly) if the process stops before a trim. :meth:`Spool.probe` tells
+whether the file takes writes again.
 """
 
 from __future__ import annotations
@@ -149,7 +162,13 @@ class Spool:
         except BaseException:
             os.close(self._lock_fd)
             raise
+        self._clock = clock
         self._pinned = 0
+        self._done = 0  # every record up to this seq is removed, if only logically
+        self._trimmed = 0  # … and up to this one, from the file too
+        self._closed_db = False
+        self.trim_error: BaseException | None = None
+        """Why the last :meth:`remove` or :meth:`trim` could not delete rows from the file."""
         self.count = 0
         """Records in the spool."""
         self.bytes = 0
@@ -229,8 +248,9 @@ class Spool:
     def _evict(self, excess: int, evicted: Counter[type]) -> int:
         freed = 0
         last = None
+        floor = max(self._pinned, self._done)
         cursor = self._db.execute(
-            "SELECT seq, kind, size FROM spool WHERE seq > ? ORDER BY seq", (self._pinned,)
+            "SELECT seq, kind, size FROM spool WHERE seq > ? ORDER BY seq", (floor,)
         )
         for seq, kind, size in cursor:
             freed += size
@@ -241,7 +261,7 @@ class Spool:
         cursor.close()
         if last is not None:
             gone = self._db.execute(
-                "DELETE FROM spool WHERE seq > ? AND seq <= ?", (self._pinned, last)
+                "DELETE FROM spool WHERE seq > ? AND seq <= ?", (floor, last)
             ).rowcount
             self.count -= gone
             self.bytes -= freed
@@ -252,7 +272,9 @@ class Spool:
 
         Pinned records are never evicted; :meth:`remove` or :meth:`unpin` ends the pin.
         """
-        rows = self._db.execute(_SELECT + " ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        rows = self._db.execute(
+            _SELECT + " WHERE seq > ? ORDER BY seq LIMIT ?", (self._done, limit)
+        ).fetchall()
         if not rows:
             return 0, []
         self._pinned = rows[-1][0]
@@ -267,49 +289,119 @@ class Spool:
         self._pinned = 0
 
     def remove(self, upto: int) -> Counter[type]:
-        """Delete every record up to seq ``upto``; return per-class counts of what went."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            counts = db.execute(
-                "SELECT kind, count(*), coalesce(sum(size), 0) FROM spool WHERE seq <= ? "
-                "GROUP BY kind", (upto,)
-            ).fetchall()
-            db.execute("DELETE FROM spool WHERE seq <= ?", (upto,))
-            db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            self.refresh()
-            raise
+        """Remove every record up to seq ``upto``; return per-class counts of what went.
+
+        The records are gone for :meth:`peek`, ``count`` and ``bytes`` once
+        this returns, even when the file cannot be changed (a full disk): then
+        ``trim_error`` holds the error and the rows wait for :meth:`trim`.
+        Raises ``sqlite3.Error`` only when the file cannot even be read.
+        """
+        counts = self._db.execute(
+            "SELECT kind, count(*), coalesce(sum(size), 0) FROM spool WHERE seq > ? AND seq <= ? "
+            "GROUP BY kind", (self._done, upto)
+        ).fetchall()
+        self._done = max(self._done, upto)
         self._pinned = 0
         removed: Counter[type] = Counter()
         for kind, n, size in counts:
             removed[_CLASSES[kind][0]] += n
             self.count -= n
             self.bytes -= size
-        if self.count == 0:
-            self._shrink()
+        with contextlib.suppress(sqlite3.Error):  # trim_error says why; a later trim() retries
+            self.trim()
         return removed
 
-    def _shrink(self) -> None:
-        """Give the freed pages back to the file system once the spool is empty."""
-        with contextlib.suppress(sqlite3.Error):
-            self._db.execute("PRAGMA incremental_vacuum")
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    def forget(self, upto: int) -> None:
+        """Treat every record up to seq ``upto`` as removed, without reading the file.
+
+        For records known to be written when even :meth:`remove` failed: they
+        are never returned again, and ``count`` is taken afresh if the file
+        can be read.
+        """
+        self._done = max(self._done, upto)
+        self._pinned = 0
+        self.refresh()
+
+    @property
+    def untrimmed(self) -> bool:
+        """True while records removed logically are still in the file (see :meth:`trim`)."""
+        return self._done > self._trimmed or self._closed_db
+
+    def trim(self) -> None:
+        """Delete from the file the records :meth:`remove` took out; raises when it cannot.
+
+        When no record is left, the file is replaced by a fresh, empty one,
+        which frees its space even on a full disk.
+        """
+        if not self.untrimmed:
+            return
+        try:
+            if self.count == 0:
+                self._reset()
+            else:
+                db = self._db
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.execute("DELETE FROM spool WHERE seq <= ?", (self._done,))
+                    db.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                    raise
+                self._trimmed = self._done
+        except sqlite3.Error as error:
+            self.trim_error = error
+            raise
+        self.trim_error = None
+
+    def _reset(self) -> None:
+        """Start a fresh file: only when every record in it has been removed."""
+        if not self._closed_db:
+            self._closed_db = True
+            self._db.close()
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{self.path}{suffix}")
+        self._db = self._open(self._clock)
+        self._closed_db = False
+        self._done = self._trimmed = self._pinned = 0
+        self.count = self.bytes = self.last_seq = 0
+
+    def probe(self) -> None:
+        """Commit a write that leaves nothing behind; raises ``sqlite3.Error`` when it cannot.
+
+        Tells whether the file takes writes again after a full disk. It writes
+        pages to the log as an append does, though a later append may still
+        find the disk full.
+        """
+        self.trim()
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("INSERT INTO spool (kind, size, event_id, ts) VALUES (0, 0, '', '')")
+            db.execute("DELETE FROM spool WHERE kind = 0")
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
 
     def refresh(self) -> None:
         """Recount the records and bytes from the file (after an error, or at open)."""
         with contextlib.suppress(sqlite3.Error):
-            self.count, self.bytes, self.last_seq = self._db.execute(
-                "SELECT count(*), coalesce(sum(size), 0), coalesce(max(seq), 0) FROM spool"
+            self.count, self.bytes, last_seq = self._db.execute(
+                "SELECT count(*), coalesce(sum(size), 0), coalesce(max(seq), 0) FROM spool "
+                "WHERE seq > ?", (self._done,)
             ).fetchone()
+            self.last_seq = max(self.last_seq, last_seq)
 
     def close(self) -> None:
         """Close the file and release the directory. Calling it twice is harmless."""
         if self._lock_fd < 0:
             return
         with contextlib.suppress(sqlite3.Error):
+            if self.count == 0 and self.untrimmed:
+                self.trim()
             self._db.close()
         os.close(self._lock_fd)
         self._lock_fd = -1

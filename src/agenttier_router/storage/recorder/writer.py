@@ -23,6 +23,16 @@ moves the batch to the spool (or holds it when there is none) and starts an
 exponential backoff with jitter; while it lasts, the writer keeps moving the
 queue into the spool. A flush or close cuts a backoff short once, so that it
 tries the database at once.
+
+When the spool cannot be written or trimmed (a full disk, issue 9), the
+writer is *degraded*: it stops moving records into the spool, and the FIFO
+becomes spool, held, queue, with the held part in memory. What the spool
+holds is still replayed (reading needs no space, and :meth:`Spool.remove`
+never returns a replayed record again, so nothing is re-sent in a loop);
+new records go from memory straight to the database when it takes them, and
+wait in memory when it does not, the held records and the queue together
+bounded by ``queue_size``. Every ``retry_max`` seconds the writer probes the
+spool, and once it takes writes again the writer is no longer degraded.
 """
 
 from __future__ import annotations
@@ -82,7 +92,12 @@ class Writer:
         self._caller: DeadlineCall[list[Record]] = DeadlineCall(
             backend.write_batch, name=f"{name}-db", on_done=self.poke
         )
-        self._held: list[Record] | None = None
+        # Records out of the queue that neither the spool nor the database has taken yet,
+        # oldest first; they count against queue_size.
+        self._held: list[Record] = []
+        self._held_n = 0
+        self._degraded: str | None = None
+        self._probe_at = 0.0
         self._failures = 0
         self._retry_at = 0.0
         self._first_seen: float | None = None
@@ -117,7 +132,7 @@ class Writer:
         must be a record (the recorder checks).
         """
         queue = self._queue
-        if len(queue) >= self._limit:
+        if len(queue) + self._held_n >= self._limit:
             return False
         queue.append(rec)
         if self._sleeping and len(queue) >= self._wake_at:
@@ -133,7 +148,12 @@ class Writer:
     @property
     def queued(self) -> int:
         """Records waiting in memory."""
-        return len(self._queue)
+        return len(self._queue) + self._held_n
+
+    @property
+    def degraded(self) -> str | None:
+        """Why the spool cannot take records now, or None when it can (or there is none)."""
+        return self._degraded
 
     @property
     def failing(self) -> bool:
@@ -143,10 +163,13 @@ class Writer:
     def status(self) -> RecorderStatus:
         """What the writer holds now and whether the database is taking writes."""
         spool = self.spool
+        reason = self._degraded
         return RecorderStatus(
-            queued=len(self._queue),
+            queued=len(self._queue) + self._held_n,
             spooled=spool.count if spool is not None else 0,
             failing=self._failures > 0,
+            degraded=reason is not None,
+            reason=reason,
         )
 
     def poke(self) -> None:
@@ -226,7 +249,10 @@ class Writer:
         urgent = stop_at is not None or requested != self._flushed
         writable = not self._caller.busy and now >= self._retry_at
         spool = self.spool
-        backlog = bool(spool is not None and spool.count) or self._held is not None
+        if self._degraded is not None and now >= self._probe_at:
+            self._probe()
+        spooling = spool is not None and self._degraded is None
+        backlog = bool(spool is not None and spool.count) or bool(self._held)
         queue = self._queue
 
         if not self._due:
@@ -239,20 +265,23 @@ class Writer:
                 self._first_seen = now
 
         if backlog and writable:
-            if spool is not None:
-                self._spill(self._take(len(queue)))  # behind the spool, to keep the order
+            if spooling:
+                self._spill_pending(len(queue))  # behind the spool, to keep the order
+            if spool is not None and spool.count:
                 self._replay(spool)
-            else:
-                held, self._held = self._held or [], None
-                self._write(_Flight(held))
+            elif self._held:
+                self._write(_Flight(self._unhold(self._cfg.batch_size)))
             return False
         if self._due:
             if writable:
                 self._write(_Flight(self._take(min(self._due, self._cfg.batch_size))))
                 return False
-            if spool is not None:
-                self._spill(self._take(self._due))
+            if spooling:
+                self._spill_pending(self._due)
                 return False
+        elif spooling and self._held and not writable:
+            self._spill_pending(0)  # the spool is back while the database is not
+            return False
         elif urgent and not queue and not backlog:
             self._flushed_up_to(requested)
             if stop_at is not None:
@@ -264,7 +293,8 @@ class Writer:
         cfg = self._cfg
         queue = self._queue
         timeouts = [_IDLE]
-        sink = writable or self.spool is not None  # somewhere for due records to go
+        spooling = self.spool is not None and self._degraded is None
+        sink = writable or spooling  # somewhere for due records to go
         if self._due and not sink:
             threshold = cfg.queue_size + 1  # nothing to do with more records; wait for the retry
         elif queue:
@@ -277,6 +307,8 @@ class Writer:
             timeouts.append(self._retry_at - now)
         if self._stop_at is not None:
             timeouts.append(self._stop_at - now)
+        if self._degraded is not None:
+            timeouts.append(self._probe_at - now)
         wake = self._wake
         wake.clear()
         self._wake_at = threshold
@@ -307,24 +339,34 @@ class Writer:
             self._metrics.add(self._metrics.enqueued, batch)
         return batch
 
-    def _spill(self, records: Sequence[Record], *, still_held: bool = False) -> int:
+    def _spill(self, records: Sequence[Record], *, if_failed: str = "hold") -> int:
         """Append ``records`` to the spool, counting them; return how many it kept.
 
-        If the spool cannot be written, the records are dropped and counted,
-        unless ``still_held`` says the caller keeps them anyway (a batch in flight).
+        If the spool cannot be written, the writer is degraded and the
+        records are, by ``if_failed``: ``"hold"`` kept in memory behind what
+        is held, ``"hold_front"`` kept in memory before it (a failed batch,
+        older than everything held), ``"keep"`` left to the caller (a batch
+        in flight), ``"drop"`` dropped and counted (at shutdown).
         """
         if not records or self.spool is None:
             return 0
         try:
             evicted = self.spool.append(records)
         except Exception as error:
-            n = len(records) if still_held else self._metrics.drop(records, "spool_error")
-            self._log(
-                "spool_error", logging.ERROR,
-                "could not write %d records to the spool in %s%s: %s",
-                n, self.spool.directory, "" if still_held else "; dropped them",
-                describe(error),
-            )
+            self._degrade(f"cannot write the spool in {self.spool.directory}: "
+                          f"{describe(error)}")
+            n = len(records)
+            if if_failed == "drop":
+                self._metrics.drop(records, "spool_error")
+                outcome = "dropped them"
+            elif if_failed == "keep":
+                outcome = "the batch in flight keeps them"
+            else:
+                self._hold(records, front=if_failed == "hold_front")
+                outcome = "holding them in memory"
+            self._log("spool_error", logging.ERROR,
+                      "could not write %d records to the spool in %s; %s: %s",
+                      n, self.spool.directory, outcome, describe(error))
             return 0
         kept = len(records) - sum(evicted.values()) if evicted else len(records)
         self._metrics.add(self._metrics.spooled, records)
@@ -337,6 +379,55 @@ class Writer:
                 self.spool.directory, self.spool.max_bytes, n,
             )
         return kept
+
+    def _spill_pending(self, n: int) -> None:
+        """Spool what is held, then up to ``n`` records from the queue, in that order."""
+        if self._held:
+            held = self._unhold(len(self._held))
+            self._spill(held, if_failed="hold_front")
+            if self._degraded is not None:
+                return  # the queue waits in memory, behind what is held
+        self._spill(self._take(n))
+
+    def _hold(self, records: Sequence[Record], *, front: bool = False) -> None:
+        if front:
+            self._held[:0] = records
+        else:
+            self._held.extend(records)
+        self._held_n = len(self._held)
+
+    def _unhold(self, n: int) -> list[Record]:
+        batch, self._held = self._held[:n], self._held[n:]
+        self._held_n = len(self._held)
+        return batch
+
+    def _degrade(self, reason: str) -> None:
+        """The spool cannot take records: stop spooling until a probe finds it writable."""
+        if self._degraded is None:
+            self._log("degraded", logging.ERROR,
+                      "recorder degraded: %s; records now go from memory straight to %s, "
+                      "and wait in memory (at most %d) while it cannot take them",
+                      reason, self._target, self._cfg.queue_size)
+        self._degraded = reason
+        self._probe_at = monotonic() + self._cfg.retry_max
+
+    def _probe(self) -> None:
+        """Degraded: try the spool again (trim what was replayed, then a small write)."""
+        spool = self.spool
+        self._probe_at = monotonic() + self._cfg.retry_max
+        if spool is None:
+            self._degraded = None
+            return
+        try:
+            spool.probe()
+        except Exception as error:
+            self._degraded = (f"cannot write the spool in {spool.directory}: "
+                              f"{describe(error)}")
+            return
+        self._degraded = None
+        self._log("spool_recovered", logging.WARNING,
+                  "the spool in %s takes writes again; the recorder is no longer degraded "
+                  "(%d records held in memory)", spool.directory, self._held_n)
 
     def _replay(self, spool: Spool) -> None:
         try:
@@ -374,14 +465,19 @@ class Writer:
         if flight.upto and self.spool is not None:
             # It was in the spool (a replay, or spilled by _make_room): count it as replayed,
             # so that spooled = replayed + spool_depth + dropped{spool_full} always holds.
+            spool = self.spool
             try:
-                removed = self.spool.remove(flight.upto)
+                removed = spool.remove(flight.upto)
             except Exception as err:
-                # Written, but still spooled: it will be written again, harmlessly.
-                self._log("spool_error", logging.ERROR,
-                          "could not remove replayed records from the spool: %s", describe(err))
+                # Written, but the spool cannot even be read: never send these again.
+                spool.forget(flight.upto)
+                self._metrics.add(self._metrics.replayed, flight.records)
+                self._degrade(f"cannot read the spool in {spool.directory}: {describe(err)}")
             else:
                 self._metrics.add_counts(self._metrics.replayed, removed)
+                if spool.trim_error is not None:
+                    self._degrade(f"cannot trim the spool in {spool.directory}: "
+                                  f"{describe(spool.trim_error)}")
         else:
             self._metrics.add(self._metrics.written, flight.records)
         if self._failures:
@@ -398,10 +494,10 @@ class Writer:
         everything in order; should it succeed, it is removed from the spool.
         """
         spool = self.spool
-        if spool is None:
+        if spool is None or self._degraded is not None:
             return
-        if not flight.upto:  # a batch from the queue: the spool was empty when it left
-            if not self._spill(flight.records, still_held=True):
+        if not flight.upto:  # a batch from the queue or held: nothing older is in the spool
+            if not self._spill(flight.records, if_failed="keep"):
                 return
             flight.upto = spool.last_seq
             spool.pin(flight.upto)
@@ -421,10 +517,10 @@ class Writer:
         if flight.upto:  # already in the spool, where it stays
             if spool is not None:
                 spool.unpin()
-        elif spool is not None:
-            self._spill(flight.records)
+        elif spool is not None and self._degraded is None:
+            self._spill(flight.records, if_failed="hold_front")
         else:
-            self._held = flight.records
+            self._hold(flight.records, front=True)
         delay = self._backoff()
         what = (
             f"did not answer within {self._cfg.write_timeout:g}s; the call is abandoned "
@@ -433,8 +529,10 @@ class Writer:
             else describe(error)
         )
         where = (
-            f"{spool.count} records in the spool" if spool is not None
-            else f"holding {len(flight.records)} records in memory (no spool_dir)"
+            f"holding {self._held_n} records in memory (no spool_dir)" if spool is None
+            else f"{spool.count} records in the spool" if self._degraded is None
+            else f"{spool.count} records in the spool and {self._held_n} held in memory "
+                 "(the spool cannot take more)"
         )
         self._log(kind, logging.WARNING, "writing %d records to %s failed: %s; %s; retry in %.1fs",
                   len(flight.records), self._target, what, where, delay)
@@ -463,12 +561,11 @@ class Writer:
     def _finish(self) -> None:
         """At the stop deadline, or once drained: keep what is left, release the spool."""
         self._absorb_drops()
-        leftovers = (self._held or []) + self._take(len(self._queue))
-        self._held = None
+        leftovers = self._unhold(len(self._held)) + self._take(len(self._queue))
         spool = self.spool
         if leftovers:
             if spool is not None:
-                self._spill(leftovers)
+                self._spill(leftovers, if_failed="drop")
             else:
                 n = self._metrics.drop(leftovers, "shutdown")
                 self._log("dropped:shutdown", logging.ERROR,
