@@ -147,6 +147,20 @@ class Recorder:
             return self._writer.result is True
         return self._writer.flush(self.config.close_timeout if timeout is None else timeout)
 
+    def wait_written(self, timeout: float = 1.0) -> bool:
+        """Wait until every record recorded so far is in the database; True when it is.
+
+        For readers that want to see what was just recorded: unlike
+        :meth:`flush` it neither hurries the writer nor cuts a backoff short,
+        and it returns False at once while writes are failing, so that a
+        dashboard polling during an outage adds no load on the database. It
+        waits at most ``timeout`` seconds (records are written within
+        ``config.flush_interval`` when all is well).
+        """
+        if self._closed:
+            return self._writer.result is True
+        return self._writer.wait_written(timeout)
+
     def close(self, timeout: float | None = None) -> bool:
         """Stop accepting records and drain queue and spool into the database, then stop.
 

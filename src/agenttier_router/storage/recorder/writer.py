@@ -108,8 +108,10 @@ class Writer:
         self._sleeping = False
         self._wake_at = 1
         self._wake = threading.Event()
-        # Shared with flush() and close().
+        # Shared with flush(), wait_written() and close().
         self._cond = threading.Condition()
+        self._taken = 0  # records taken off the queue, ever
+        self._settled = 0  # of those, how many are written (or dropped): all, or an older count
         self._requested = 0
         self._seen = 0
         self._flushed = 0
@@ -192,6 +194,25 @@ class Writer:
                 self._cond.wait(remaining)
         return True
 
+    def wait_written(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until every record offered so far is written.
+
+        Unlike :meth:`flush` it changes nothing: records go at their usual
+        pace (within ``flush_interval``) and a backoff runs its course. It
+        returns False at once while writes are failing, and as soon as one
+        fails while it waits, so that readers polling during an outage cost
+        the database nothing.
+        """
+        deadline = monotonic() + timeout
+        with self._cond:
+            target = self._taken + len(self._queue)
+            while self._settled < target:
+                remaining = deadline - monotonic()
+                if self._failures or remaining <= 0 or not self._thread.is_alive():
+                    return False
+                self._cond.wait(remaining)
+        return True
+
     def stop(self, timeout: float) -> bool:
         """Drain into the database for up to ``timeout`` seconds, then stop.
 
@@ -254,6 +275,8 @@ class Writer:
         spooling = spool is not None and self._degraded is None
         backlog = bool(spool is not None and spool.count) or bool(self._held)
         queue = self._queue
+        if not backlog and self._settled != self._taken:
+            self._settle()  # nothing taken is waiting anywhere: wait_written() may return
 
         if not self._due:
             n = len(queue)
@@ -329,11 +352,13 @@ class Writer:
         pop = self._queue.popleft
         batch: list[Record] = []
         append = batch.append
-        try:
-            for _ in range(n):
-                append(pop())
-        except IndexError:
-            pass
+        with self._cond:  # wait_written() counts the queue and what left it at one instant
+            try:
+                for _ in range(n):
+                    append(pop())
+            except IndexError:
+                pass
+            self._taken += len(batch)
         self._due = max(0, self._due - len(batch))
         if batch:
             self._metrics.add(self._metrics.enqueued, batch)
@@ -544,7 +569,14 @@ class Writer:
         ceiling = min(cfg.retry_max, cfg.retry_initial * 2.0 ** min(self._failures - 1, 30))
         delay = ceiling * random.uniform(0.5, 1.0)
         self._retry_at = monotonic() + delay
+        with self._cond:
+            self._cond.notify_all()  # wait_written() gives up while writes fail
         return delay
+
+    def _settle(self) -> None:
+        with self._cond:
+            self._settled = self._taken
+            self._cond.notify_all()
 
     def _absorb_drops(self) -> None:
         for reason, n in self._metrics.absorb_drops().items():
