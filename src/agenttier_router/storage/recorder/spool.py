@@ -84,6 +84,13 @@ _INSERT = (
     f"VALUES ({', '.join('?' * 11)})"
 )
 _SELECT = f"SELECT seq, kind, event_id, ts, {', '.join(_FIELDS)} FROM spool"
+# Denied requests without a valid key (issue 9): anyone can make many, so a flood of them
+# during an outage must not push out the records of known callers. They go first.
+# Literals, not parameters, so that SQLite can use the partial index.
+_EXPENDABLE = "kind = 1 AND f1 = 'anonymous' AND f6 = 'denied'"
+_EXPENDABLE_INDEX = (
+    f"CREATE INDEX IF NOT EXISTS spool_expendable ON spool (seq) WHERE {_EXPENDABLE}"
+)
 
 log = logging.getLogger("agenttier_router.storage.recorder.spool")
 
@@ -206,15 +213,18 @@ class Spool:
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA journal_size_limit=16777216")
         db.execute(_SCHEMA)
+        db.execute(_EXPENDABLE_INDEX)
         db.execute(f"PRAGMA user_version={_VERSION}")
         return db
 
     def append(self, records: Sequence[Record]) -> Counter[type]:
         """Append ``records`` in order; return per-class counts of the records evicted.
 
-        Evicts the oldest records, never the ones :meth:`peek` pinned, until
-        the new ones fit under the cap; if even that is not enough, the oldest
-        of ``records`` themselves are evicted (not stored).
+        Evicts records, never the ones :meth:`peek` pinned, until the new
+        ones fit under the cap: first anonymous denials (audit events of actor
+        ``anonymous`` with outcome ``denied``), oldest first, then the oldest
+        of the rest; if even that is not enough, the oldest of ``records``
+        themselves are evicted (not stored).
         """
         rows = [encode(r) for r in records]
         incoming = sum(row[1] for row in rows)
@@ -246,24 +256,33 @@ class Spool:
         return evicted
 
     def _evict(self, excess: int, evicted: Counter[type]) -> int:
+        freed = self._evict_oldest(excess, evicted, _EXPENDABLE)
+        if freed < excess:
+            freed += self._evict_oldest(excess - freed, evicted, "1 = 1")
+        return freed
+
+    def _evict_oldest(self, excess: int, evicted: Counter[type], where: str) -> int:
+        """Delete the oldest unpinned records matching ``where`` until ``excess`` bytes go."""
         freed = 0
         last = None
         floor = max(self._pinned, self._done)
         cursor = self._db.execute(
-            "SELECT seq, kind, size FROM spool WHERE seq > ? ORDER BY seq", (floor,)
+            f"SELECT seq, kind, size FROM spool WHERE seq > ? AND {where} ORDER BY seq", (floor,)
         )
+        gone: Counter[type] = Counter()
         for seq, kind, size in cursor:
             freed += size
             last = seq
-            evicted[_CLASSES[kind][0]] += 1
+            gone[_CLASSES[kind][0]] += 1
             if freed >= excess:
                 break
         cursor.close()
         if last is not None:
-            gone = self._db.execute(
-                "DELETE FROM spool WHERE seq > ? AND seq <= ?", (floor, last)
-            ).rowcount
-            self.count -= gone
+            self._db.execute(
+                f"DELETE FROM spool WHERE seq > ? AND seq <= ? AND {where}", (floor, last)
+            )
+            evicted.update(gone)
+            self.count -= gone.total()
             self.bytes -= freed
         return freed
 
