@@ -64,10 +64,7 @@ class Fault:
         # SQLite: the busy timeout decides between "locked" at once and a long wait. "At once"
         # is well under the second after which the writer spools a stalled batch, so that a
         # down database fails its writes rather than stalling them (which would race with up()).
-        if self.kind == "sqlite":
-            connect_timeout = 30.0 if hang else 0.2
-        else:
-            connect_timeout = 1.0
+        connect_timeout = (30.0 if hang else 0.2) if self.kind == "sqlite" else 1.0
         backend = open_backend(self.faulty_url, connect_timeout=connect_timeout,
                                statement_timeout=30.0)
         self._backends.append(backend)

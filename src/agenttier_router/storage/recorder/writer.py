@@ -85,6 +85,7 @@ class Writer:
         self._cfg = config
         self._queue: deque[Record] = deque()
         self._limit = config.queue_size
+        self._room = config.queue_size  # what offer() lets the queue hold: _limit - _held_n
         self._metrics = metrics
         self.spool = spool
         self._log = log
@@ -134,7 +135,7 @@ class Writer:
         must be a record (the recorder checks).
         """
         queue = self._queue
-        if len(queue) + self._held_n >= self._limit:
+        if len(queue) >= self._room:
             return False
         queue.append(rec)
         if self._sleeping and len(queue) >= self._wake_at:
@@ -420,10 +421,12 @@ class Writer:
         else:
             self._held.extend(records)
         self._held_n = len(self._held)
+        self._room = max(0, self._limit - self._held_n)
 
     def _unhold(self, n: int) -> list[Record]:
         batch, self._held = self._held[:n], self._held[n:]
         self._held_n = len(self._held)
+        self._room = max(0, self._limit - self._held_n)
         return batch
 
     def _degrade(self, reason: str) -> None:
