@@ -7,13 +7,12 @@ behind); 2 for a bad flag or value, or when no storage is configured.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import click
 
 from agenttier_router import __version__
-from agenttier_router.storage import StorageError
+from agenttier_router.storage import StorageError, mask_secrets
 
 from .db import db
 from .records import records
@@ -23,10 +22,6 @@ __all__ = ["PROG", "cli", "main"]
 
 PROG = "agenttier-router"
 """The command's name, as installed."""
-
-# Belt and braces: the storage layer never puts a password in a message, and
-# the CLI shows URLs masked; this catches a URL that slipped through anyway.
-_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]+@")
 
 # click < 8.2 prints the help itself for a bare group; newer versions raise this.
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
@@ -53,9 +48,13 @@ cli.add_command(serve)
 
 
 def _one_line(text: str) -> str:
-    """``text`` on one line, with any password in a URL masked."""
+    """``text`` on one line, with any password in a URL masked.
+
+    Belt and braces: the storage layer never puts a password in a message,
+    and the CLI shows URLs masked; this catches a URL that slipped through.
+    """
     line = " ".join(part.strip() for part in text.splitlines() if part.strip())
-    return _PASSWORD.sub(r"\1***@", line)
+    return mask_secrets(line)
 
 
 def _fail(message: str) -> None:

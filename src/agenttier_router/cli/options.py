@@ -221,7 +221,7 @@ def open_store(dsn: str | None, *, create: bool = False) -> Iterator[Backend]:
         if not create and path is not None and not path.exists():
             raise click.ClickException(
                 f"no SQLite database at {path}; to create one, run "
-                f"'agenttier-router db upgrade --dsn {url}'"
+                f"'agenttier-router db upgrade --dsn {mask_url(url)}'"
             )
         backend = open_backend(url)
     except InvalidURL as error:

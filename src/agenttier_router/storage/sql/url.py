@@ -8,6 +8,7 @@ open PostgreSQL through psycopg 3; ``mysql://``, ``mariadb://`` and
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
@@ -15,7 +16,7 @@ from sqlalchemy.exc import ArgumentError
 
 from ..errors import InvalidURL
 
-__all__ = ["SCHEMES", "mask_url", "parse_url", "sqlite_path"]
+__all__ = ["SCHEMES", "mask_secrets", "mask_url", "parse_url", "sqlite_path"]
 
 SCHEMES: dict[str, tuple[str, str]] = {
     "sqlite": ("sqlite", "sqlite+pysqlite"),
@@ -57,15 +58,48 @@ def parse_url(url: str) -> tuple[str, URL]:
     return kind, parsed
 
 
-def mask_url(url: str | URL) -> str:
-    """Render a storage URL with its password replaced by ``***``; safe to log.
+# user:password@ in scheme://user:password@host. The password stops at the last
+# "@" before any "?" or "#", so a query holding an "@" (an e-mail) is not taken.
+_USERINFO_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^\s:/@?#]*:)[^\s?#]*@")
+# password=... in a query string (?password=, &sslpassword=) or in a libpq-style
+# "key=value" list; the key names a secret when it holds one of these words.
+_SECRET_PARAM = re.compile(
+    r"""((?:^|(?<=[?&;\s]))[\w.%-]*(?:pass|pwd|secret|token|credential)[\w.%-]*=)"""
+    r"""('[^']*'|"[^"]*"|[^&#\s]*)""",
+    re.IGNORECASE,
+)
 
-    An unparseable URL is rendered as its scheme alone.
+
+def mask_secrets(text: str) -> str:
+    """Return ``text`` with every password a URL in it carries replaced by ``***``.
+
+    Masks the ``user:password@`` part of any ``scheme://`` URL and the value
+    of every query or ``key=value`` parameter whose key names a secret
+    (``password``, ``passwd``, ``pwd``, ``sslpassword``, ``token``, …, in any
+    case)::
+
+        >>> mask_secrets("mysql://u@db/x?password=S3cret&charset=utf8")
+        'mysql://u@db/x?password=***&charset=utf8'
+
+    This is the one place that decides what a password looks like: every URL
+    the package shows (logs, ``/readyz``, CLI messages) goes through it.
+    """
+    text = _USERINFO_PASSWORD.sub(r"\1***@", text)
+    return _SECRET_PARAM.sub(r"\1***", text)
+
+
+def mask_url(url: str | URL) -> str:
+    """Render a storage URL with its passwords replaced by ``***``; safe to log.
+
+    Both ``user:password@`` and secret query parameters are masked
+    (see :func:`mask_secrets`): ``mysql://u@db/x?password=S3cret`` shows as
+    ``mysql://u@db/x?password=***``. An unparseable URL is rendered as its
+    scheme alone.
     """
     if isinstance(url, URL):
-        return url.render_as_string(hide_password=True)
+        return mask_secrets(url.render_as_string(hide_password=True))
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return mask_secrets(make_url(url).render_as_string(hide_password=True))
     except (ArgumentError, ValueError):
         return f"{url.partition('://')[0] if '://' in url else '?'}://<unparseable>"
 
