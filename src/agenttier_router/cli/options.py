@@ -14,9 +14,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
+from click.core import ParameterSource
 
 from agenttier_router.storage import (
     Backend,
@@ -38,6 +40,7 @@ __all__ = [
     "open_records",
     "open_store",
     "page_options",
+    "read_secret_file",
     "source_options",
     "window_options",
 ]
@@ -103,8 +106,26 @@ def dsn_option(command: F) -> F:
         "--dsn",
         metavar="URL",
         help="Storage URL, e.g. sqlite:///agenttier.db or postgresql://user@host/db. "
-        "Default: $STORAGE_DSN, else $STORAGE_SQLITE_PATH.",
+        "Default: $STORAGE_DSN, else $STORAGE_SQLITE_PATH. A password given here shows "
+        "in 'ps': prefer $STORAGE_DSN.",
     )(command)
+
+
+def read_secret_file(path: Path, option: str) -> str:
+    """Return the secret held in the file at ``path`` (its text, stripped), for ``option``.
+
+    Raises :class:`click.BadParameter` naming ``option`` and the file, never
+    the content, when the file cannot be read or is empty.
+    """
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise click.BadParameter(f"cannot read {path}: {reason}",
+                                 param_hint=f"'{option}'") from None
+    if not secret:
+        raise click.BadParameter(f"{path} is empty", param_hint=f"'{option}'")
+    return secret
 
 
 def window_options(command: F) -> F:
@@ -165,13 +186,29 @@ def source_options(command: F) -> F:
 
     @functools.wraps(command)
     def with_source(*args: Any, dsn: str | None, url: str | None, api_key: str | None,
-                    **kwargs: Any) -> Any:
+                    api_key_file: Path | None, **kwargs: Any) -> Any:
+        if api_key_file is not None:
+            # The command line wins over the environment; two of a kind are a mistake.
+            ctx = click.get_current_context()
+            key_from = ctx.get_parameter_source("api_key")
+            file_from = ctx.get_parameter_source("api_key_file")
+            if api_key is not None and key_from == file_from:
+                raise click.UsageError("--api-key and --api-key-file both give the key: give one")
+            if api_key is None or file_from == ParameterSource.COMMANDLINE:
+                api_key = read_secret_file(api_key_file, "--api-key-file")
         return command(*args, source=Source(dsn, url, api_key), **kwargs)
 
     decorated = click.option(
-        "--api-key", envvar="AGENTTIER_API_KEY", metavar="KEY",
-        help="An admin's API key, for --url. [env: AGENTTIER_API_KEY]",
+        "--api-key-file", type=click.Path(dir_okay=False, path_type=Path),
+        envvar="AGENTTIER_API_KEY_FILE", metavar="FILE",
+        help="A file holding the API key, for --url; keeps the key out of 'ps'. "
+        "[env: AGENTTIER_API_KEY_FILE]",
     )(with_source)
+    decorated = click.option(
+        "--api-key", envvar="AGENTTIER_API_KEY", metavar="KEY",
+        help="An admin's API key, for --url. On the command line it shows in 'ps': "
+        "prefer $AGENTTIER_API_KEY or --api-key-file. [env: AGENTTIER_API_KEY]",
+    )(decorated)
     decorated = click.option(
         "--url", metavar="URL",
         help="Read through a Router's API (e.g. http://router:8080) instead of the database.",

@@ -13,8 +13,11 @@ import os
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
-from agenttier_router.storage import url_from_env
+from agenttier_router.storage import mask_secrets, url_from_env
+
+from .options import read_secret_file
 
 __all__ = ["serve"]
 
@@ -30,13 +33,40 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def _storage_url(given: str | None, file: Path | None) -> str | None:
+    """The storage URL: ``--storage``, else ``--storage-file``'s content, else the environment.
+
+    A password in ``--storage`` is visible to every local user (``ps``), so
+    it is used, with a warning that says how to keep it off the command line.
+    """
+    if given is not None and file is not None:
+        ctx = click.get_current_context()
+        if ctx.get_parameter_source("storage_file") == ParameterSource.COMMANDLINE:
+            raise click.UsageError("--storage and --storage-file both give the URL: give one")
+    if given is not None:
+        if mask_secrets(given) != given:
+            log.warning("--storage holds a password, which every user of this machine can "
+                        "read in the process list ('ps'); pass the URL in a file "
+                        "(--storage-file) or in $STORAGE_DSN instead")
+        return given
+    if file is not None:
+        return read_secret_file(file, "--storage-file")
+    return url_from_env(os.environ)
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535),
               help="Port to bind.")
 @click.option("--storage", "storage_url", metavar="URL",
               help="Storage URL (sqlite:///file.db, postgresql://…, mysql://…). "
-              "Default: $STORAGE_DSN, else $STORAGE_SQLITE_PATH; with neither, storage is off.")
+              "Default: --storage-file, else $STORAGE_DSN, else $STORAGE_SQLITE_PATH; with "
+              "none, storage is off. A password here shows in 'ps' (a warning says so): "
+              "prefer --storage-file or $STORAGE_DSN.")
+@click.option("--storage-file", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="STORAGE_DSN_FILE", metavar="FILE",
+              help="A file holding the storage URL (e.g. a mounted Secret); keeps its "
+              "password off the command line. [env: STORAGE_DSN_FILE]")
 @click.option("--api-keys", "api_keys", type=click.Path(dir_okay=False, path_type=Path),
               envvar="AGENTTIER_API_KEYS", metavar="FILE",
               help="YAML or JSON list of {key, subject, email, groups}. [env: AGENTTIER_API_KEYS]")
@@ -63,7 +93,8 @@ def _loopback(host: str) -> bool:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True, help="Logging level.")
 def serve(
-    host: str, port: int, storage_url: str | None, api_keys: Path | None, admin_group: str,
+    host: str, port: int, storage_url: str | None, storage_file: Path | None,
+    api_keys: Path | None, admin_group: str,
     dev_auth: bool, data_dir: Path, spool_dir: Path | None, templates_file: Path | None,
     cost_interval: float, cpu_price: float, memory_price: float, log_level: str,
 ) -> None:
@@ -84,6 +115,7 @@ def serve(
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if api_keys is None and not dev_auth:
         raise click.UsageError("pass --api-keys FILE, or --dev-auth to evaluate locally")
+    url = _storage_url(storage_url, storage_file)
     try:
         keys = load_keys(api_keys, admin_group) if api_keys is not None else None
         templates = load_templates(templates_file) if templates_file else dict(DEFAULT_TEMPLATES)
@@ -96,7 +128,6 @@ def serve(
             loud += (f" The Router binds to {host}, beyond loopback: anyone who can reach it "
                      "can create sandboxes and run commands on this machine.")
         log.warning(loud)
-    url = storage_url if storage_url is not None else url_from_env(os.environ)
     config = RouterConfig(
         storage_url=url, keys=keys, dev_auth=dev_auth, data_dir=data_dir,
         spool_dir=spool_dir or data_dir / "spool", templates=templates,
