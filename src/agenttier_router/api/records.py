@@ -20,6 +20,7 @@ from agenttier_router.storage import (
     AuditEvent,
     AuditFilter,
     CostFilter,
+    InvalidQuery,
     NoopBackend,
     SandboxEventFilter,
     format_ts,
@@ -86,9 +87,15 @@ def _days_before(moment: datetime, days: int) -> datetime:
 
 
 def _build(kind: Any, **fields: Any) -> Any:
-    """Build a storage filter; a value it refuses is a 422 that names the field."""
+    """Build a storage filter; a value it refuses is a 422 that names the field.
+
+    A malformed cursor is an :class:`InvalidQuery`, which the error handler
+    answers with 400 (as a backend's InvalidQuery is), naming ``cursor``.
+    """
     try:
         return kind(**{k: v for k, v in fields.items() if v is not None})
+    except InvalidQuery:
+        raise
     except ValueError as error:
         raise ApiError(422, f"invalid request: {error}") from None
 

@@ -19,6 +19,7 @@ from agenttier_router.storage import (
     AuditFilter,
     Backend,
     CostFilter,
+    InvalidQuery,
     Page,
     SandboxEventFilter,
 )
@@ -53,7 +54,9 @@ def _filter(kind: Callable[..., Q], **fields: Any) -> Q:
     """Build a storage filter from the flags given; a value it refuses is a usage error."""
     try:
         return kind(**{name: value for name, value in fields.items() if value is not None})
-    except (TypeError, ValueError) as error:  # InvalidQuery, a bad --cursor, is a ValueError
+    except InvalidQuery as error:  # the one thing a filter refuses as a query: the cursor
+        raise click.BadParameter(str(error), param_hint="'--cursor'") from None
+    except (TypeError, ValueError) as error:
         raise click.UsageError(str(error)) from error
 
 

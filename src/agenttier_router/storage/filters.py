@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -42,6 +43,9 @@ MAX_LIMIT = 1000
 
 T = TypeVar("T")
 
+_MAX_ROW_ID = 2**63 - 1  # row ids are BIGINT (SQLite INTEGER) on every backend
+_ROW_ID = re.compile(r"[0-9]{1,19}")
+
 
 def encode_cursor(ts: str, row_id: int) -> str:
     """Return the opaque cursor that resumes a listing after the row at (``ts``, ``row_id``)."""
@@ -51,12 +55,14 @@ def encode_cursor(ts: str, row_id: int) -> str:
 def decode_cursor(cursor: str) -> tuple[str, int]:
     """Return the (timestamp, row id) position a cursor names.
 
-    Raises :class:`InvalidQuery` for anything :func:`encode_cursor` did not make.
+    Raises :class:`InvalidQuery` for anything :func:`encode_cursor` did not make,
+    a row id beyond a 64-bit integer included (which a database would refuse
+    with an error that is not the caller's to read).
     """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
         ts, row_id = raw.split("|")
-        if len(ts) != TS_WIDTH or not row_id.isdigit():
+        if len(ts) != TS_WIDTH or not _ROW_ID.fullmatch(row_id) or int(row_id) > _MAX_ROW_ID:
             raise ValueError(raw)
         parse_ts(ts)
         return ts, int(row_id)
