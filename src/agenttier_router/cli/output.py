@@ -1,9 +1,16 @@
-"""Printing records and totals as an aligned table, a JSON array, or CSV.
+r"""Printing records and totals as an aligned table, a JSON array, or CSV.
 
 JSON and CSV are for machines: every field, untruncated, with ``time`` as
 RFC3339 UTC, and they stream (``--all`` over a million rows holds one page
 in memory). The table is for people: the main fields only, long text cut
 short, and it is laid out once every row is in.
+
+Stored fields come from callers, so none reaches the terminal raw: C0 and C1
+control characters and the bidirectional controls (U+202A-U+202E,
+U+2066-U+2069, U+200E/F), which could move the cursor, recolour the screen or
+reorder a line, are shown escaped: ``\x1b``, ``\u202e``. The table also shows
+tabs and line breaks as spaces; CSV keeps them (quoted, as CSV does); JSON
+writes every one of them as a ``\uXXXX`` escape, which parses back unchanged.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,12 +33,34 @@ __all__ = [
     "SANDBOX_EVENT_COLUMNS",
     "Column",
     "rfc3339",
+    "safe_text",
     "total_columns",
     "write",
 ]
 
 _ELLIPSIS = "..."
-_CONTROL = {code: " " for code in range(32)} | {127: " "}
+_BIDI = "\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}]")
+"""What never reaches a terminal raw: C0, DEL, C1 and the bidi controls."""
+_UNSAFE_IN_CSV = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")
+"""The same, less tab and line feed, which CSV quotes and a terminal shows as they are."""
+_UNSAFE_IN_JSON = re.compile(f"[\x7f-\x9f{_BIDI}]")
+"""What ``json.dumps`` leaves raw with ``ensure_ascii=False`` (it escapes C0 itself)."""
+_BLANKS = str.maketrans("\t\n\r", "   ")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _json_escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match[0]):04x}"
+
+
+def safe_text(text: str) -> str:
+    r"""Return ``text`` with every control character shown as an escape (``\x1b``, ``\u202e``)."""
+    return _UNSAFE.sub(_escaped, text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +150,7 @@ def _write_json(items: Iterable[object], columns: Sequence[Column]) -> None:
     opened = False
     for item in items:
         fields = {column.name: column.value(item) for column in columns}
-        record = json.dumps(fields, ensure_ascii=False)
+        record = _UNSAFE_IN_JSON.sub(_json_escaped, json.dumps(fields, ensure_ascii=False))
         click.echo((",\n  " if opened else "[\n  ") + record, nl=False)
         opened = True
     click.echo("\n]" if opened else "[]")
@@ -138,7 +168,11 @@ def _write_csv(items: Iterable[object], columns: Sequence[Column]) -> None:
 
     flush([column.name for column in columns])
     for item in items:
-        flush([column.value(item) for column in columns])
+        flush([_csv_cell(column.value(item)) for column in columns])
+
+
+def _csv_cell(value: object) -> object:
+    return _UNSAFE_IN_CSV.sub(_escaped, value) if isinstance(value, str) else value
 
 
 def _cell(value: object, width: int) -> str:
@@ -146,7 +180,7 @@ def _cell(value: object, width: int) -> str:
         # Six decimals: a minute of the minimal template costs about $0.00014,
         # which four would round to 0.0000.
         return f"{value:.6f}"
-    text = str(value).translate(_CONTROL)
+    text = safe_text(str(value).translate(_BLANKS))
     if len(text) > width:
         text = text[: width - len(_ELLIPSIS)] + _ELLIPSIS
     return text
