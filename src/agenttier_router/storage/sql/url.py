@@ -16,7 +16,9 @@ from sqlalchemy.exc import ArgumentError
 
 from ..errors import InvalidURL
 
-__all__ = ["SCHEMES", "mask_secrets", "mask_url", "parse_url", "sqlite_path"]
+__all__ = [
+    "FORMS", "SCHEMES", "invalid_url", "mask_secrets", "mask_url", "parse_url", "sqlite_path",
+]
 
 SCHEMES: dict[str, tuple[str, str]] = {
     "sqlite": ("sqlite", "sqlite+pysqlite"),
@@ -32,29 +34,50 @@ SCHEMES: dict[str, tuple[str, str]] = {
 """URL scheme -> (backend kind, the SQLAlchemy driver name it is opened with)."""
 
 
+FORMS = {
+    "sqlite": "sqlite:///relative/file.db, sqlite:////absolute/file.db or sqlite:// (in memory)",
+    "postgresql": "postgresql://user[:password]@host[:port]/database",
+    "mysql": "mysql://user[:password]@host[:port]/database",
+}
+"""Backend kind -> the URL forms it takes, as error messages name them."""
+
+
+def invalid_url(kind: str, scheme: str, problem: str) -> InvalidURL:
+    """An :class:`InvalidURL` for a ``scheme://`` URL with ``problem``, naming the forms."""
+    return InvalidURL(f"malformed {scheme}:// storage URL: {problem}; expected {FORMS[kind]}")
+
+
 def parse_url(url: str) -> tuple[str, URL]:
     """Return (backend kind, SQLAlchemy URL) for a storage URL.
 
-    Raises :class:`InvalidURL` for a URL that cannot be parsed or names an
-    unknown scheme; the message never repeats the URL, which may hold a password.
+    Raises :class:`InvalidURL`, whose one line names the forms expected, for
+    a URL that cannot be parsed or names an unknown scheme, and for a SQLite
+    URL with a host (``sqlite://agenttier.db``: two slashes, not three). The
+    message never repeats the URL, which may hold a password.
     """
+    url = url.strip()
     scheme = url.partition("://")[0] if "://" in url else ""
     if scheme.lower() not in SCHEMES:
         known = ", ".join(f"{s}://" for s in SCHEMES)
         shown = f"{scheme}://" if scheme else "a URL without a scheme"
-        raise InvalidURL(f"unsupported storage URL scheme: {shown}; use one of {known}")
+        raise InvalidURL(
+            f"unsupported storage URL scheme: {shown}; use one of {known} "
+            f"(e.g. {FORMS['sqlite'].partition(',')[0]} or {FORMS['postgresql']})"
+        )
     kind, driver = SCHEMES[scheme.lower()]
     try:
         parsed = make_url(url)
+        parsed.port  # noqa: B018 - a port that is not a number fails here, not at connect
     except (ArgumentError, ValueError):
-        raise InvalidURL(
-            f"malformed {scheme}:// storage URL (expected {scheme}://user@host/db)"
-        ) from None
+        raise invalid_url(kind, scheme, "its host, port or query cannot be read") from None
     parsed = parsed.set(drivername=driver)
-    if kind != "sqlite" and not parsed.database:
-        raise InvalidURL(
-            f"{scheme}:// storage URL names no database (expected {scheme}://user@host/db)"
-        )
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise invalid_url(kind, scheme, f"port {parsed.port} is out of range")
+    if kind == "sqlite":
+        if parsed.host or parsed.username or parsed.password or parsed.port:
+            raise invalid_url(kind, scheme, "it names a host (two slashes, not three?)")
+    elif not parsed.database:
+        raise invalid_url(kind, scheme, "it names no database")
     return kind, parsed
 
 
