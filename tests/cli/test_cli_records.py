@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from cli_helpers import AUDIT, LONG_DETAILS, ago, run, seed, touch_sqlite_file, write
+from cli_helpers import AUDIT, LONG_DETAILS, ago, run, seed, write
 
 from agenttier_router.storage import AuditEvent
 
@@ -230,7 +230,7 @@ def test_costs_group_by_prints_totals(seeded: str) -> None:
 
 
 def test_empty_results_in_every_format(store_url: str) -> None:
-    touch_sqlite_file(store_url)  # an empty file: reading commands refuse a missing one
+    assert run("db", "upgrade", "--dsn", store_url).code == 0  # reading never creates the schema
     assert run("records", "audit", "--dsn", store_url, "--format", "json").stdout.strip() == "[]"
     assert run("records", "costs", "--dsn", store_url, "--format", "csv").stdout.splitlines() == [
         "time,sandbox_id,namespace,cpu_hours,mem_gb_hours,estimated_usd,event_id",

@@ -24,6 +24,7 @@ from agenttier_router.storage import (
     Backend,
     InvalidURL,
     NoopBackend,
+    SQLBackend,
     StorageError,
     mask_url,
     open_backend,
@@ -220,7 +221,7 @@ def source_options(command: F) -> F:
 def open_records(source: Source) -> Iterator[Backend]:
     """Open what ``source`` names for reading: a Router's API, or the store (see open_store)."""
     if source.url is None:
-        with open_store(source.dsn) as backend:
+        with open_store(source.dsn, read_only=True) as backend:
             yield backend
         return
     if source.dsn is not None:
@@ -239,11 +240,17 @@ def open_records(source: Source) -> Iterator[Backend]:
 
 
 @contextmanager
-def open_store(dsn: str | None, *, create: bool = False) -> Iterator[Backend]:
+def open_store(
+    dsn: str | None, *, create: bool = False, read_only: bool = False
+) -> Iterator[Backend]:
     """Open the backend ``--dsn`` or the environment names, and close it afterwards.
 
     Unless ``create`` is set, a SQLite file that does not exist is an error,
-    rather than a new empty database made by a mistyped path.
+    rather than a new empty database made by a mistyped path. With
+    ``read_only``, a database whose schema is missing or behind is an error
+    that names the command that upgrades it: the backend would otherwise
+    create or upgrade the schema on its first read, and reading commands never
+    change a schema.
 
     Raises :class:`click.UsageError` when no storage is configured and
     :class:`click.BadParameter` for a malformed ``--dsn``; a storage error
@@ -270,8 +277,27 @@ def open_store(dsn: str | None, *, create: bool = False) -> Iterator[Backend]:
     if isinstance(backend, NoopBackend):  # pragma: no cover - a non-empty URL is never Noop
         raise click.UsageError(NO_STORAGE)
     try:
+        if read_only and isinstance(backend, SQLBackend):
+            _require_schema(backend)
         yield backend
     except StorageError as error:
         raise click.ClickException(f"{mask_url(url)}: {error}") from error
     finally:
         backend.close()
+
+
+def _require_schema(backend: SQLBackend) -> None:
+    """Fail, changing nothing, unless the database's schema is this version's."""
+    status = backend.schema_status()
+    if status.up_to_date:
+        return
+    if status.current is None:
+        missing = ("has no agenttier-router schema (an empty database, or one the Go "
+                   "Router wrote)")
+    else:
+        missing = (f"has schema revision {status.current}, behind this version's "
+                   f"{status.head}")
+    raise click.ClickException(
+        f"{backend.url} {missing}; reading commands never change a schema: run "
+        "'agenttier-router db upgrade' (with the same --dsn) to create or upgrade it"
+    )
