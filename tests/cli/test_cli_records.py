@@ -40,8 +40,9 @@ def test_audit_as_json_has_every_field_newest_first(seeded: str) -> None:
     first = rows[0]
     assert first["time"].endswith("Z")
     assert datetime.fromisoformat(first["time"]) == AUDIT["a1"].time
-    assert first["details"] == LONG_DETAILS  # untruncated outside the table
-    assert rows[1]["details"] == '{"command":"ls"}'
+    assert first["details"] == {"text": LONG_DETAILS}  # untruncated; an object, as in the API
+    assert rows[1]["details"] == {"command": "ls"}
+    assert rows[2]["details"] == {}
     assert (rows[1]["actor"], rows[1]["outcome"]) == ("bob", "denied")
     assert rows[2]["resource"] == "template"
 

@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import click
 
@@ -32,6 +33,7 @@ __all__ = [
     "COST_COLUMNS",
     "SANDBOX_EVENT_COLUMNS",
     "Column",
+    "as_object",
     "rfc3339",
     "safe_text",
     "total_columns",
@@ -68,13 +70,15 @@ class Column:
     """One output column: its name, the attribute it reads, and how the table shows it.
 
     ``table=False`` keeps a column out of the table (it stays in JSON and
-    CSV); ``width`` is the most characters a table cell shows.
+    CSV); ``width`` is the most characters a table cell shows; ``is_object``
+    marks stored JSON text that JSON output writes as an object, as the API does.
     """
 
     name: str
     attr: str = ""
     table: bool = True
     width: int = 40
+    is_object: bool = False
 
     def value(self, item: object) -> object:
         """Return this column's value for ``item``, with datetimes as RFC3339 text."""
@@ -90,7 +94,7 @@ AUDIT_COLUMNS = (
     Column("sandbox_id"),
     Column("namespace"),
     Column("outcome"),
-    Column("details", width=60),
+    Column("details", width=60, is_object=True),
     Column("event_id", table=False),
 )
 """The columns of ``records audit``."""
@@ -146,10 +150,22 @@ def write(items: Iterable[object], columns: Sequence[Column], fmt: str) -> None:
         _write_table(items, columns)
 
 
+def as_object(text: object) -> dict[str, Any]:
+    """Stored ``details`` text as the API shows it: its JSON object, ``{}``, or ``{"text": …}``."""
+    if not isinstance(text, str) or not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"text": text}
+    return value if isinstance(value, dict) else {"text": text}
+
+
 def _write_json(items: Iterable[object], columns: Sequence[Column]) -> None:
     opened = False
     for item in items:
-        fields = {column.name: column.value(item) for column in columns}
+        fields = {column.name: as_object(column.value(item)) if column.is_object
+                  else column.value(item) for column in columns}
         record = _UNSAFE_IN_JSON.sub(_json_escaped, json.dumps(fields, ensure_ascii=False))
         click.echo((",\n  " if opened else "[\n  ") + record, nl=False)
         opened = True
