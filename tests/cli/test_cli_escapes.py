@@ -38,7 +38,7 @@ def hostile(store_url: str) -> str:
 def test_no_control_character_reaches_the_terminal(
     hostile: str, command: list[str], fmt: str
 ) -> None:
-    result = run(*command, "--dsn", hostile, "--format", fmt)
+    result = run(*command, "--dsn", hostile, "--format", fmt, "--wide")
 
     assert result.code == 0, result.stderr
     assert not RAW.search(result.stdout), repr(result.stdout)

@@ -32,6 +32,8 @@ from agenttier_router.storage import (
     url_from_env,
 )
 
+from .output import terminal_width
+
 __all__ = [
     "NO_STORAGE",
     "Moment",
@@ -43,6 +45,7 @@ __all__ = [
     "page_options",
     "read_secret_file",
     "source_options",
+    "table_width",
     "window_options",
 ]
 
@@ -161,16 +164,43 @@ def page_options(command: F) -> F:
     )(command)
 
 
+_TABLE_WIDTH = "agenttier_router.table_width"
+
+
 def format_option(command: F) -> F:
-    """Add ``--format table|json|csv`` to a command."""
-    return click.option(
+    """Add ``--format table|json|csv`` and ``--wide`` to a command.
+
+    The command receives ``fmt``; the width its table must fit (None with
+    ``--wide``) is read with :func:`table_width`.
+    """
+
+    @functools.wraps(command)
+    def with_width(*args: Any, wide: bool, **kwargs: Any) -> Any:
+        click.get_current_context().meta[_TABLE_WIDTH] = None if wide else terminal_width()
+        return command(*args, **kwargs)
+
+    decorated = click.option(
+        "--wide", is_flag=True,
+        help="Show every table column, however wide. Without it, a table wider than the "
+        "terminal ($COLUMNS) is fitted: long text is cut, times lose their fraction of a "
+        "second, then the least needed columns are dropped (audit: RESOURCE, NAMESPACE, "
+        "DETAILS, SANDBOX_ID; sandbox-events: SANDBOX_NAME, NAMESPACE, MESSAGE, REASON; "
+        "costs: NAMESPACE, CPU_HOURS, MEM_GB_HOURS).",
+    )(with_width)
+    return cast(F, click.option(
         "--format",
         "fmt",
         type=click.Choice(["table", "json", "csv"]),
         default="table",
         show_default=True,
         help="Output format: aligned columns, a JSON array, or CSV with a header row.",
-    )(command)
+    )(decorated))
+
+
+def table_width() -> int | None:
+    """The width the current command's table must fit, as ``--wide`` and the terminal set it."""
+    width: int | None = click.get_current_context().meta.get(_TABLE_WIDTH)
+    return width
 
 
 @dataclass(frozen=True, slots=True)
