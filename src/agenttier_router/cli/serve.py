@@ -7,9 +7,11 @@ here and handed to :func:`agenttier_router.api.create_app` as one
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import os
+import socket
 from pathlib import Path
 
 import click
@@ -54,6 +56,29 @@ def _storage_url(given: str | None, file: Path | None) -> str | None:
     return url_from_env(os.environ)
 
 
+def _check_port(host: str, port: int) -> None:
+    """Fail with one clear line when ``host:port`` is taken, before anything else starts.
+
+    Otherwise the first error would come from whatever the new Router starts
+    first: with the same data dir, the spool, "in use by another recorder".
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        return  # uvicorn reports a host it cannot resolve
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise click.ClickException(
+                    f"port {port} on {host} is already in use (another Router, or another "
+                    "program, listens there): stop it, or pass another --port") from None
+            raise click.ClickException(f"cannot bind {host}:{port}: {error.strerror}") from None
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535),
@@ -69,7 +94,8 @@ def _storage_url(given: str | None, file: Path | None) -> str | None:
               "password off the command line. [env: STORAGE_DSN_FILE]")
 @click.option("--api-keys", "api_keys", type=click.Path(dir_okay=False, path_type=Path),
               envvar="AGENTTIER_API_KEYS", metavar="FILE",
-              help="YAML or JSON list of {key, subject, email, groups}. [env: AGENTTIER_API_KEYS]")
+              help="YAML or JSON list of {key, subject, email, groups}; not with --dev-auth. "
+              "[env: AGENTTIER_API_KEYS]")
 @click.option("--admin-group", default="agenttier-admins", show_default=True,
               envvar="AGENTTIER_ADMIN_GROUP", help="Members of this group are admins.")
 @click.option("--dev-auth", is_flag=True,
@@ -115,7 +141,13 @@ def serve(
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if api_keys is None and not dev_auth:
         raise click.UsageError("pass --api-keys FILE, or --dev-auth to evaluate locally")
+    if api_keys is not None and dev_auth:
+        where = ("--api-keys" if click.get_current_context().get_parameter_source("api_keys")
+                 == ParameterSource.COMMANDLINE else "$AGENTTIER_API_KEYS")
+        raise click.UsageError(f"{where} and --dev-auth exclude each other (--dev-auth would "
+                               "ignore the keys and make every caller an admin): give one")
     url = _storage_url(storage_url, storage_file)
+    _check_port(host, port)
     try:
         keys = load_keys(api_keys, admin_group) if api_keys is not None else None
         templates = load_templates(templates_file) if templates_file else dict(DEFAULT_TEMPLATES)
