@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -31,6 +30,7 @@ from agenttier_router.storage import (
     sqlite_path,
     url_from_env,
 )
+from agenttier_router.storage.filters import duration_before
 
 from .output import terminal_width
 
@@ -62,8 +62,6 @@ if TYPE_CHECKING:
 else:  # click < 8.5's ParamType is not generic
     _ParamType = click.ParamType
 
-_DURATION = re.compile(r"(\d+)\s*([smhdw])", re.IGNORECASE)
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 class Moment(_ParamType):
@@ -84,12 +82,12 @@ class Moment(_ParamType):
                 self.fail("a naive datetime has no time zone", param, ctx)
             return value
         text = str(value).strip()
-        if match := _DURATION.fullmatch(text):
-            amount, unit = int(match[1]), _UNITS[match[2].lower()]
-            try:
-                return datetime.now(UTC) - timedelta(**{unit: amount})
-            except OverflowError:
-                self.fail(f"{text!r} reaches further back than the calendar does", param, ctx)
+        try:
+            relative = duration_before(text, datetime.now(UTC))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+        if relative is not None:
+            return relative
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:

@@ -17,7 +17,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from ._time import TS_WIDTH, parse_ts, require_aware
@@ -32,6 +32,7 @@ __all__ = [
     "Page",
     "SandboxEventFilter",
     "decode_cursor",
+    "duration_before",
     "encode_cursor",
 ]
 
@@ -45,6 +46,26 @@ T = TypeVar("T")
 
 _MAX_ROW_ID = 2**63 - 1  # row ids are BIGINT (SQLite INTEGER) on every backend
 _ROW_ID = re.compile(r"[0-9]{1,19}")
+
+
+_DURATION = re.compile(r"(\d{1,12})\s*([smhdw])", re.IGNORECASE)
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def duration_before(text: str, now: datetime) -> datetime | None:
+    """The moment a relative time (``30m``, ``24h``, ``7d``, ``2w``, ``90s``) names before ``now``.
+
+    Returns None for text that is not a relative time (an RFC3339 timestamp,
+    say), so that the CLI's ``--since`` and the API's ``since`` read the same
+    forms. Raises ``ValueError`` for a duration that reaches before year 1.
+    """
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        return None
+    try:
+        return now - timedelta(**{_UNITS[match[2].lower()]: int(match[1])})
+    except OverflowError:
+        raise ValueError(f"{text.strip()!r} reaches further back than the calendar does") from None
 
 
 def encode_cursor(ts: str, row_id: int) -> str:
