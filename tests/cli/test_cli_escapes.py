@@ -57,3 +57,11 @@ def test_the_escapes_are_readable_and_json_parses_back(hostile: str) -> None:
     # JSON escapes are JSON's own: the value parses back exactly as stored.
     parsed = json.loads(run("records", "audit", "--dsn", hostile, "--format", "json").stdout)
     assert parsed[0]["actor"] == HOSTILE
+
+
+def test_an_error_message_quoting_a_value_is_escaped_too() -> None:
+    result = run("records", "audit", "--dsn", "sqlite:///no\x1b[2J\u202edir/x.db")
+    assert result.code == 1
+    assert "no SQLite database at" in result.stderr
+    assert not RAW.search(result.stderr), repr(result.stderr)
+    assert "no\\x1b[2J\\u202edir" in result.stderr

@@ -15,6 +15,7 @@ from agenttier_router import __version__
 from agenttier_router.storage import StorageError, mask_secrets
 
 from .db import db
+from .output import safe_text
 from .records import records
 from .serve import serve
 
@@ -48,13 +49,15 @@ cli.add_command(serve)
 
 
 def _one_line(text: str) -> str:
-    """``text`` on one line, with any password in a URL masked.
+    """``text`` on one line, with any password in a URL masked and control characters escaped.
 
     Belt and braces: the storage layer never puts a password in a message,
     and the CLI shows URLs masked; this catches a URL that slipped through.
+    A message may quote what a Router or a database answered, so it reaches
+    the terminal as the table does, with its control characters escaped.
     """
     line = " ".join(part.strip() for part in text.splitlines() if part.strip())
-    return mask_secrets(line)
+    return safe_text(mask_secrets(line))
 
 
 def _fail(message: str) -> None:
