@@ -187,6 +187,8 @@ class CostSnapshotOut(_Model):
     timestamp: str
     sandbox_id: str
     namespace: str
+    owner: str = ""
+    template: str = ""
     cpu_hours: float
     mem_gb_hours: float
     estimated_usd: float
@@ -201,7 +203,7 @@ class CostSnapshotsOut(_Model):
 
 
 class CostTotalOut(_Model):
-    """Summed cost of one sandbox or namespace over a window."""
+    """Summed cost of one group over a window; a sandbox's key is ``namespace/name``."""
 
     key: str
     cpu_hours: float
@@ -213,7 +215,7 @@ class CostTotalOut(_Model):
 class CostTotalsOut(_Model):
     """``GET /records/costs?groupBy=…`` and ``GET /analytics/costs``."""
 
-    group_by: Literal["sandbox", "namespace"]
+    group_by: Literal["sandbox", "namespace", "owner", "template"]
     since: str | None
     until: str | None
     totals: list[CostTotalOut]

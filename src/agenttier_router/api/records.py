@@ -20,6 +20,7 @@ from agenttier_router.storage import (
     AuditEvent,
     AuditFilter,
     CostFilter,
+    GroupBy,
     NoopBackend,
     SandboxEventFilter,
     format_ts,
@@ -200,7 +201,7 @@ def sandbox_events(
     ])
 
 
-def _totals(state: RouterState, query: CostFilter, group_by: Literal["sandbox", "namespace"],
+def _totals(state: RouterState, query: CostFilter, group_by: GroupBy,
             since: datetime | None, until: datetime | None) -> CostTotalsOut:
     _caught_up(state)
     totals = state.backend.summarize_costs(query, group_by)
@@ -218,11 +219,13 @@ def cost_records(
     request: Request,
     sandbox: Text = None,
     namespace: Text = None,
+    owner: Text = None,
+    template: Text = None,
     since: Moment = None,
     until: Moment = None,
     limit: Limit = 100,
     cursor: Cursor = None,
-    group_by: Annotated[Literal["sandbox", "namespace"] | None, Query(alias="groupBy")] = None,
+    group_by: Annotated[GroupBy | None, Query(alias="groupBy")] = None,
 ) -> CostSnapshotsOut | CostTotalsOut:
     """Cost snapshots newest first; with ``groupBy``, totals over the window (admins only)."""
     state, _ = _admin(request)
@@ -230,16 +233,17 @@ def cost_records(
     if group_by is not None:
         if cursor is not None:
             raise ApiError(422, "invalid request: cursor: totals are not paged")
-        query = _build(CostFilter, sandbox_id=sandbox, namespace=namespace, since=start,
-                       until=end)
+        query = _build(CostFilter, sandbox_id=sandbox, namespace=namespace, owner=owner,
+                       template=template, since=start, until=end)
         return _totals(state, query, group_by, start, end)
-    query = _build(CostFilter, sandbox_id=sandbox, namespace=namespace, since=start, until=end,
-                   limit=limit, cursor=cursor)
+    query = _build(CostFilter, sandbox_id=sandbox, namespace=namespace, owner=owner,
+                   template=template, since=start, until=end, limit=limit, cursor=cursor)
     _caught_up(state)
     page = state.backend.list_cost_snapshots(query)
     return CostSnapshotsOut(next_cursor=page.next_cursor, snapshots=[
         CostSnapshotOut(timestamp=format_ts(s.time), sandbox_id=s.sandbox_id,
-                        namespace=s.namespace, cpu_hours=s.cpu_hours,
+                        namespace=s.namespace, owner=s.owner, template=s.template,
+                        cpu_hours=s.cpu_hours,
                         mem_gb_hours=s.mem_gb_hours, estimated_usd=s.estimated_usd,
                         event_id=s.event_id)
         for s in page.items
@@ -252,9 +256,12 @@ def cost_analytics(
     since: Moment = None,
     until: Moment = None,
     namespace: Text = None,
-    group_by: Annotated[Literal["sandbox", "namespace"], Query(alias="groupBy")] = "sandbox",
+    group_by: Annotated[GroupBy, Query(alias="groupBy")] = "sandbox",
 ) -> CostTotalsOut:
-    """Cost per sandbox or namespace over a window (default: the last 30 days; admins only)."""
+    """Cost per sandbox, namespace, owner or template over a window (default: the last 30 days).
+
+    Admins only. A sandbox's key is ``namespace/name``.
+    """
     state, _ = _admin(request)
     end = _moment(until, "until")
     start = _moment(since, "since") or _days_before(end or datetime.now(UTC), 30)
