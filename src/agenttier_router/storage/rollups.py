@@ -55,6 +55,7 @@ __all__ = [
     "DEFAULT_GRACE",
     "HOUR",
     "UNKNOWN",
+    "WATERMARK",
     "RollupReport",
     "Series",
     "SeriesBucket",
@@ -80,6 +81,7 @@ UNKNOWN = "(unknown)"
 """The key of costs whose owner or template is not known (rows from an older Router)."""
 
 WATERMARK = "rollup_watermark"
+"""The name under which :func:`maintenance_state` gives the rollup watermark."""
 HOURLY_FLOOR = "floor:cost_rollups_hourly"
 DAILY_FLOOR = "floor:cost_rollups_daily"
 
