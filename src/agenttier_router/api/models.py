@@ -15,6 +15,9 @@ from pydantic.alias_generators import to_camel
 __all__ = [
     "AuditEventOut",
     "AuditEventsOut",
+    "CostSeriesOut",
+    "CostSeriesPointOut",
+    "CostSeriesResponse",
     "CostSnapshotOut",
     "CostSnapshotsOut",
     "CostTotalOut",
@@ -218,6 +221,35 @@ class CostTotalsOut(_Model):
     group_by: Literal["sandbox", "namespace", "owner", "template"]
     since: str | None
     until: str | None
+    totals: list[CostTotalOut]
+    total_usd: float
+
+
+class CostSeriesPointOut(_Model):
+    """One UTC bucket of a cost series (its start, RFC3339)."""
+
+    bucket: str
+    cpu_hours: float
+    mem_gb_hours: float
+    estimated_usd: float
+    samples: int
+
+
+class CostSeriesOut(_Model):
+    """One key's points, oldest first; only buckets with costs have one."""
+
+    key: str
+    points: list[CostSeriesPointOut]
+
+
+class CostSeriesResponse(_Model):
+    """``GET /records/costs/series``: a series per key, the most expensive first, and totals."""
+
+    bucket: Literal["hour", "day"]
+    group_by: Literal["sandbox", "namespace", "owner", "template"]
+    since: str
+    until: str | None
+    series: list[CostSeriesOut]
     totals: list[CostTotalOut]
     total_usd: float
 
