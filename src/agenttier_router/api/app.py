@@ -24,6 +24,8 @@ from agenttier_router.service import Services
 
 from . import records, sandboxes
 from .errors import install_error_handlers
+from .execs import ExecSlots
+from .guards import BodyGuard
 from .metrics import HttpMetrics
 
 __all__ = ["create_app"]
@@ -33,27 +35,33 @@ def create_app(services: Services) -> FastAPI:
     recorder = services.recorder
     storage = services.storage
 
+    config = services.config
+    exec_slots = ExecSlots(per_caller=config.max_execs_per_user, total=config.max_execs)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.start()
         try:
             yield
         finally:
-            services.close()
+            services.close()  # the control plane ends running commands first
+            exec_slots.close()
 
     app = FastAPI(title="AgentTier Router", version=__version__, lifespan=lifespan)
     app.state.services = services
+    app.state.exec_slots = exec_slots
     install_error_handlers(app)
-    app.add_middleware(HttpMetrics, registry=services.registry)
+    app.add_middleware(BodyGuard, services=services, max_bytes=config.max_body_bytes)
+    app.add_middleware(HttpMetrics, registry=services.registry)  # outermost: sees every answer
     app.include_router(sandboxes.router)
     app.include_router(records.router)
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         """Liveness: the process serves HTTP."""
         return {"status": "ok"}
 
     @app.get("/readyz")
-    def readyz() -> dict[str, Any]:
+    async def readyz() -> dict[str, Any]:
         """Readiness, with the storage state (password masked). Storage never makes it fail."""
         status = recorder.status()
         if not storage.enabled:
@@ -68,7 +76,7 @@ def create_app(services: Services) -> FastAPI:
         }}
 
     @app.get("/metrics", response_class=Response)
-    def metrics() -> Response:
+    async def metrics() -> Response:
         """Prometheus metrics: HTTP requests and the recorder's."""
         return Response(generate_latest(services.registry), media_type=CONTENT_TYPE_LATEST)
 

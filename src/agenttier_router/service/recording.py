@@ -70,12 +70,18 @@ class Recording:
         outcome: str = "success",
         resource: str = "sandbox",
         details: Mapping[str, Any] | None = None,
+        source: str = "",
     ) -> None:
-        """Record one audit event (actor None: ``anonymous``); it only enqueues."""
+        """Record one audit event (actor None: ``anonymous``, with its ``source`` address).
+
+        It only enqueues.
+        """
         payload: dict[str, Any] = {}
         if actor is not None and actor.email:
             payload["email"] = actor.email
         payload.update(details or {})
+        if actor is None and source:
+            payload["source"] = source
         self._record(AuditEvent(
             actor=actor.subject if actor is not None else "anonymous",
             action=action, resource=resource, sandbox_id=sandbox_id, namespace=namespace,
