@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,8 +24,19 @@ from .context import authenticate
 __all__ = ["BodyGuard"]
 
 
-class _TooLarge(Exception):
-    """A streamed body passed the limit."""
+class _TooLarge(HTTPException):
+    """A streamed body passed the limit.
+
+    An HTTPException, so FastAPI's body reading lets it through (it turns other
+    errors into 400) and the error handlers answer it as a 413.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, _too_large_message(limit))
+
+
+def _too_large_message(limit: int) -> str:
+    return f"request body too large: at most {limit} bytes"
 
 
 class BodyGuard:
@@ -37,7 +49,7 @@ class BodyGuard:
 
     def _too_large(self) -> JSONResponse:
         return JSONResponse(
-            {"error": f"request body too large: at most {self.max_bytes} bytes"},
+            {"error": _too_large_message(self.max_bytes)},
             status_code=413, headers={"Connection": "close"},
         )
 
@@ -46,12 +58,12 @@ class BodyGuard:
             await self.app(scope, receive, send)
             return
         connection = HTTPConnection(scope)
+        if authenticate(self.services, connection) is None:
+            await self.app(scope, _withheld(receive), send)
+            return
         length = connection.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
             await self._too_large()(scope, receive, send)
-            return
-        if authenticate(self.services, connection) is None:
-            await self.app(scope, _withheld(receive), send)
             return
         started = False
 
@@ -77,7 +89,7 @@ def _counted(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise _TooLarge
+                raise _TooLarge(limit)
         return message
 
     return counting

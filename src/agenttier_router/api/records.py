@@ -28,7 +28,7 @@ from agenttier_router.storage import (
 )
 
 from .auth import Identity
-from .context import authenticate, services
+from .context import authenticate, services, source
 from .errors import ApiError
 from .models import (
     AuditEventOut,
@@ -61,10 +61,15 @@ Cursor = Annotated[str | None, Query(max_length=512)]
 def _admin(request: Request) -> tuple[Services, Identity]:
     state = services(request)
     identity = authenticate(state, request)
-    if identity is None:
-        raise ApiError(401, "a valid X-API-Key header is required")
-    if not identity.is_admin:
-        raise ApiError(403, "reading history is for admins")
+    if identity is None or not identity.is_admin:
+        # A refused read of the history is itself history (issue 9, item 18).
+        reason = "no valid API key" if identity is None else "reading history is for admins"
+        state.recording.audit(identity, "read", resource="history", outcome="denied",
+                              details={"reason": reason, "path": request.url.path},
+                              source=source(request))
+        if identity is None:
+            raise ApiError(401, "a valid X-API-Key header is required")
+        raise ApiError(403, reason)
     return state, identity
 
 
