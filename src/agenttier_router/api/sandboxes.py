@@ -26,7 +26,7 @@ from agenttier_router.controlplane import (
     SandboxNotFound,
 )
 from agenttier_router.service import Services
-from agenttier_router.service.recording import cut_command
+from agenttier_router.service.recording import command_details
 from agenttier_router.storage import format_ts
 
 from .auth import Access, Identity, access
@@ -277,7 +277,7 @@ async def exec_command(
     """
     svc = services(request)
     slots: ExecSlots = request.app.state.exec_slots
-    base = {"command": cut_command(body.command), "timeout": body.timeout}
+    base = {**command_details(body.command), "timeout": body.timeout}
     refusal = slots.acquire(identity.subject)
     if refusal is not None:
         svc.recording.audit(identity, "exec", sandbox_id=sandbox_id, namespace=namespace or "",

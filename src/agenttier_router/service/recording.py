@@ -17,12 +17,13 @@ from typing import Any, Protocol
 from agenttier_router.controlplane import Transition
 from agenttier_router.storage import AuditEvent, Record, SandboxEvent
 
-__all__ = ["RECENT_TRANSITIONS", "Actor", "Recording", "cut_command", "transition_event_id"]
+__all__ = ["RECENT_TRANSITIONS", "Actor", "Recording", "command_details", "transition_event_id"]
 
 RECENT_TRANSITIONS = 1000
 """Transitions kept in memory for ``/audit/events`` when storage is off."""
 
-_COMMAND_LIMIT = 1024  # characters of an exec command kept in its audit event
+_COMMAND_HEAD = 512  # characters kept from the start of a long exec command
+_COMMAND_TAIL = 512  # and from its end
 
 
 class Actor(Protocol):
@@ -101,6 +102,23 @@ class Recording:
         self._observe(transition)
 
 
-def cut_command(command: str) -> str:
-    """An exec command as its audit event keeps it: at most 1024 characters."""
-    return command if len(command) <= _COMMAND_LIMIT else command[: _COMMAND_LIMIT - 1] + "…"
+def command_details(command: str) -> dict[str, Any]:
+    """What an exec's audit event keeps of its command: enough to see all it did.
+
+    A command of up to 1024 characters is kept whole. A longer one keeps its
+    first and last 512 characters around a marker, so padding cannot push a
+    payload out of sight (issue 9, item 7: ``echo harmless`` + spaces +
+    ``; echo PAYLOAD > file`` ran, and its record ended in ``…``). Always with
+    the command's full length and SHA-256, to match it against what ran::
+
+        {"command": "echo hi", "commandLength": 7, "commandSha256": "…"}
+    """
+    digest = hashlib.sha256(command.encode("utf-8", "surrogatepass")).hexdigest()
+    details: dict[str, Any] = {"command": command, "commandLength": len(command),
+                               "commandSha256": digest}
+    if len(command) > _COMMAND_HEAD + _COMMAND_TAIL:
+        left_out = len(command) - _COMMAND_HEAD - _COMMAND_TAIL
+        details["command"] = (f"{command[:_COMMAND_HEAD]}…[{left_out} characters left out]…"
+                              f"{command[-_COMMAND_TAIL:]}")
+        details["commandTruncated"] = True
+    return details
