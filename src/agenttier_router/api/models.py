@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 __all__ = [
@@ -33,7 +33,28 @@ __all__ = [
     "SharingOut",
     "TemplateRef",
     "UserOut",
+    "check_identity",
 ]
+
+_MAX_IDENTITY = 255
+
+
+def check_identity(value: str) -> str:
+    """Return ``value`` if it may name a share grantee; else raise ``ValueError`` saying why.
+
+    An identity is a user (subject or email) or a group name, and may hold ``/``
+    (``acme/devs`` is a usual Keycloak or GitHub group): at most 255 characters,
+    not blank, not ``.`` or ``..``, and no control characters (C0, DEL, C1).
+    """
+    if not value.strip():
+        raise ValueError("must not be blank")
+    if len(value) > _MAX_IDENTITY:
+        raise ValueError(f"must be at most {_MAX_IDENTITY} characters")
+    if value in (".", ".."):
+        raise ValueError("must not be '.' or '..'")
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value):
+        raise ValueError("must not hold control characters")
+    return value
 
 
 class _Model(BaseModel):
@@ -71,9 +92,14 @@ class ExecRequest(_Model):
 class ShareRequest(_Model):
     """``POST /sandboxes/{id}/share``: grant a user or a group a level of access."""
 
-    identity: str = Field(min_length=1, max_length=255)
+    identity: str = Field(min_length=1, max_length=_MAX_IDENTITY)
     level: Literal["viewer", "collaborator"]
     kind: Literal["user", "group"] = "user"
+
+    @field_validator("identity")
+    @classmethod
+    def _identity(cls, value: str) -> str:
+        return check_identity(value)
 
 
 class CreatedBy(_Model):

@@ -16,11 +16,12 @@ other requests need.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from agenttier_router.controlplane import (
+    ControlPlane,
     ControlPlaneError,
     Sandbox,
     SandboxNotFound,
@@ -45,6 +46,7 @@ from .models import (
     ShareRequest,
     SharingOut,
     UserOut,
+    check_identity,
 )
 
 __all__ = ["router", "sandbox_out"]
@@ -315,6 +317,52 @@ def share_sandbox(
     return _sharing(sandbox)
 
 
+def _unshare(plane: ControlPlane, sandbox: Sandbox, identity: str,
+             kind: Literal["user", "group"] | None) -> Sandbox:
+    """Revoke ``identity``'s shares, or with ``kind`` only that kind's.
+
+    The control plane revokes both kinds at once; a grant of the other kind is
+    given back right after (a share made in between by another admin may be lost).
+    """
+    other: Literal["user", "group"] = "group" if kind == "user" else "user"
+    kept = (sandbox.shares.groups if kind == "user" else sandbox.shares.users).get(identity)
+    revoked = plane.unshare(sandbox.name, sandbox.namespace, identity)
+    if kind is None or kept is None:
+        return revoked
+    return plane.share(sandbox.name, sandbox.namespace, other, identity, kept)
+
+
+def _revoke(request: Request, caller: Identity, sandbox_id: str, identity: str,
+            kind: Literal["user", "group"] | None, namespace: str | None) -> SharingOut:
+    try:
+        check_identity(identity)
+    except ValueError as error:
+        raise ApiError(422, f"invalid request: identity: {error}") from None
+    cp = services(request).control_plane
+    details: dict[str, Any] = {"identity": identity} | ({"kind": kind} if kind else {})
+    sandbox = _act(request, caller, "unshare", sandbox_id, namespace, Access.OWN,
+                   lambda s: _unshare(cp, s, identity, kind), request_details=details)
+    return _sharing(sandbox)
+
+
+Kind = Annotated[Literal["user", "group"] | None,
+                 Query(description="Revoke only a user's or only a group's share")]
+
+
+@router.delete("/sandboxes/{sandbox_id}/share", response_model=SharingOut,
+               responses={403: {"model": ErrorOut}})
+def unshare_sandbox_by_query(
+    sandbox_id: SandboxId,
+    identity: Annotated[str, Query(min_length=1, max_length=255)],
+    request: Request,
+    caller: Annotated[Identity, _caller_of("unshare")],
+    kind: Kind = None,
+    namespace: Namespace = None,
+) -> SharingOut:
+    """Revoke the shares ``identity`` holds (owner or admin); any identity, ``acme/devs`` too."""
+    return _revoke(request, caller, sandbox_id, identity, kind, namespace)
+
+
 @router.delete("/sandboxes/{sandbox_id}/share/{identity}", response_model=SharingOut,
                responses={403: {"model": ErrorOut}})
 def unshare_sandbox(
@@ -322,14 +370,14 @@ def unshare_sandbox(
     identity: Annotated[str, Path(min_length=1, max_length=255)],
     request: Request,
     caller: Annotated[Identity, _caller_of("unshare")],
+    kind: Kind = None,
     namespace: Namespace = None,
 ) -> SharingOut:
-    """Revoke every share ``identity`` holds on the sandbox (owner or admin)."""
-    cp = services(request).control_plane
-    sandbox = _act(request, caller, "unshare", sandbox_id, namespace, Access.OWN,
-                   lambda s: cp.unshare(s.name, s.namespace, identity),
-                   request_details={"identity": identity})
-    return _sharing(sandbox)
+    """Revoke every share ``identity`` holds on the sandbox (owner or admin).
+
+    An identity with ``/`` cannot be a path segment: use ``?identity=`` instead.
+    """
+    return _revoke(request, caller, sandbox_id, identity, kind, namespace)
 
 
 @router.get("/user/me", response_model=UserOut, response_model_by_alias=True)
