@@ -25,7 +25,7 @@ from agenttier_router.service import Services
 from . import records, sandboxes
 from .errors import install_error_handlers
 from .execs import ExecSlots
-from .guards import BodyGuard
+from .guards import BodyGuard, DevAuthGuard
 from .metrics import HttpMetrics
 
 __all__ = ["create_app"]
@@ -52,6 +52,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.exec_slots = exec_slots
     install_error_handlers(app)
     app.add_middleware(BodyGuard, services=services, max_bytes=config.max_body_bytes)
+    app.add_middleware(DevAuthGuard, services=services)
     app.add_middleware(HttpMetrics, registry=services.registry)  # outermost: sees every answer
     app.include_router(sandboxes.router)
     app.include_router(records.router)

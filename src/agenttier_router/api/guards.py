@@ -1,4 +1,5 @@
-"""Checks made on every request before the app sees it: body size, and whose body it reads.
+"""Checks made on every request before the app sees it: body size, whose body it reads,
+and, under ``--dev-auth``, that a browser on another site cannot drive the Router.
 
 :class:`BodyGuard` is plain ASGI middleware (issue 9, item 5: four anonymous
 200 MB bodies took the Router from 374 MB to 1.5 GB before the 401):
@@ -8,9 +9,18 @@
 - the body of a request without a valid key is never read: the app sees an
   empty body, so the handler's authentication answers 401 (and records the
   attempt), never a 422 about a body nobody was entitled to send.
+
+:class:`DevAuthGuard` (issue 9, item 9): under ``--dev-auth`` every request is
+an admin, so any web page the developer opens could drive the Router, through
+DNS rebinding (``Host: rebind.evil.example``) or a cross-site ``text/plain``
+POST. It accepts only loopback Host names, and refuses a state-changing
+request whose ``Origin`` is not the Router's own; each refusal is a 403,
+recorded as a ``denied`` audit event.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
@@ -19,9 +29,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agenttier_router.service import Services
 
-from .context import authenticate
+from .context import authenticate, source
 
-__all__ = ["BodyGuard"]
+__all__ = ["SAFE_METHODS", "BodyGuard", "DevAuthGuard", "loopback_host"]
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Methods that change nothing: no ``Origin`` check for them."""
 
 
 class _TooLarge(HTTPException):
@@ -110,3 +123,55 @@ def _withheld(receive: Receive) -> Receive:
                 return message
 
     return empty
+
+
+def loopback_host(host: str) -> bool:
+    """Whether a ``Host`` header (with or without a port) names this machine's loopback."""
+    name = host.strip().lower()
+    if name.startswith("["):  # [::1]:8080
+        name = name[1:].split("]", 1)[0]
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class DevAuthGuard:
+    """Under ``--dev-auth``: loopback Host names only; same-origin state changes only (403)."""
+
+    def __init__(self, app: ASGIApp, services: Services) -> None:
+        self.app = app
+        self.services = services
+
+    def _refusal(self, connection: HTTPConnection, method: str) -> str | None:
+        host = connection.headers.get("host", "")
+        if not loopback_host(host):
+            return "--dev-auth accepts only loopback Host names (localhost, 127.0.0.1, [::1])"
+        origin = connection.headers.get("origin")
+        if method not in SAFE_METHODS and origin is not None:
+            own = f"{connection.url.scheme}://{host}".lower()
+            if origin.lower() != own:
+                return ("--dev-auth refuses state-changing requests from another origin "
+                        f"({own} only)")
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.services.dev_auth:
+            await self.app(scope, receive, send)
+            return
+        connection = HTTPConnection(scope)
+        reason = self._refusal(connection, scope["method"])
+        if reason is None:
+            await self.app(scope, receive, send)
+            return
+        self.services.recording.audit(
+            None, "request", resource="router", outcome="denied", source=source(connection),
+            details={"reason": reason, "method": scope["method"][:16], "path": scope["path"],
+                     "host": connection.headers.get("host", ""),
+                     "origin": connection.headers.get("origin", "")},
+        )
+        await JSONResponse({"error": reason}, status_code=403)(scope, receive, send)
