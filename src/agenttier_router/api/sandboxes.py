@@ -24,6 +24,7 @@ from agenttier_router.controlplane import (
     ControlPlane,
     ControlPlaneError,
     Sandbox,
+    SandboxConflict,
     SandboxNotFound,
 )
 from agenttier_router.service import Services
@@ -196,15 +197,38 @@ def create_sandbox(
     body: CreateSandbox, request: Request,
     identity: Annotated[Identity, _caller_of("create")],
 ) -> SandboxOut:
-    """Create a sandbox from a template; it is Creating, then Running."""
+    """Create a sandbox from a template; it is Creating, then Running.
+
+    A name taken by a sandbox the caller may not see is a 409 like any other,
+    that neither names nor describes that sandbox; the attempt is recorded as
+    ``denied``.
+    """
     svc = services(request)
     base: dict[str, Any] = {"template": body.template_ref.name}
-    sandbox = _recorded(
-        svc, identity, "create", {"sandbox_id": body.name, "namespace": body.namespace}, base,
-        lambda: svc.control_plane.create(body.name, body.namespace, body.template_ref.name,
-                                           identity.subject, identity.email),
-    )
-    return sandbox_out(sandbox)
+    where = {"sandbox_id": body.name, "namespace": body.namespace}
+
+    def create() -> Sandbox:
+        try:
+            return svc.control_plane.create(body.name, body.namespace, body.template_ref.name,
+                                            identity.subject, identity.email)
+        except SandboxConflict as error:
+            if not _taken_out_of_sight(svc, identity, body.name, body.namespace):
+                raise
+            svc.recording.audit(identity, "create", outcome="denied", **where, details={
+                **base, "reason": "the name is taken by a sandbox the caller may not see",
+                "error": str(error)})
+            raise ApiError(409, f"the name {body.name!r} is not available in namespace "
+                                f"{body.namespace!r}; choose another") from None
+
+    return sandbox_out(_recorded(svc, identity, "create", where, base, create))
+
+
+def _taken_out_of_sight(svc: Services, identity: Identity, name: str, namespace: str) -> bool:
+    """Whether ``namespace/name`` is a sandbox that ``identity`` may not see."""
+    try:
+        return access(identity, svc.control_plane.get(name, namespace)) is Access.NONE
+    except SandboxNotFound:
+        return False
 
 
 @router.get("/sandboxes", response_model=SandboxList)
