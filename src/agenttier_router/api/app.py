@@ -16,13 +16,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agenttier_router import __version__
 from agenttier_router.service import Services
 
 from . import records, sandboxes
+from .context import authenticate
 from .errors import install_error_handlers
 from .execs import ExecSlots
 from .guards import BodyGuard, DevAuthGuard
@@ -30,10 +31,33 @@ from .metrics import HttpMetrics
 
 __all__ = ["create_app"]
 
+def _storage_state(services: Services) -> dict[str, Any]:
+    """Storage as ``/readyz`` shows it to a caller with a key (the URL's password masked)."""
+    storage = services.storage
+    status = services.recorder.status()
+    # The recorder reports ``degraded`` (spool unwritable, say) from issue 9's item 2 on;
+    # read with getattr so this works with recorders before and after it.
+    degraded = bool(getattr(status, "degraded", False))
+    reason = getattr(status, "degraded_reason", None) or getattr(status, "reason", "") or ""
+    if not storage.enabled:
+        state_name = "off"
+    elif storage.open_error:
+        state_name = "misconfigured"
+    elif degraded:
+        state_name = "degraded"
+    else:
+        state_name = "failing" if status.failing else "ok"
+    shown: dict[str, Any] = {
+        "state": state_name, "url": storage.url, "error": storage.open_error,
+        "queued": status.queued, "spooled": status.spooled,
+    }
+    if degraded:
+        shown["reason"] = str(reason)
+    return shown
+
+
 def create_app(services: Services) -> FastAPI:
     """Build the HTTP API over ``services``; the app's lifespan starts and closes them."""
-    recorder = services.recorder
-    storage = services.storage
 
     config = services.config
     exec_slots = ExecSlots(per_caller=config.max_execs_per_user, total=config.max_execs)
@@ -62,20 +86,17 @@ def create_app(services: Services) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz")
-    async def readyz() -> dict[str, Any]:
-        """Readiness, with the storage state (password masked). Storage never makes it fail."""
-        status = recorder.status()
-        if not storage.enabled:
-            state_name = "off"
-        elif storage.open_error:
-            state_name = "misconfigured"
-        else:
-            state_name = "failing" if status.failing else "ok"
-        return {"status": "ok", "storage": {
-            "state": state_name, "url": storage.url, "error": storage.open_error,
-            "queued": status.queued, "spooled": status.spooled,
-        }}
+    async def readyz(request: Request) -> dict[str, Any]:
+        """Readiness; with a valid key (or ``--dev-auth``), the storage state too.
 
+        An anonymous caller (a probe) gets only ``{"status": "ok"}``: the
+        storage details name the database's host, port, user and name. Storage
+        never makes the Router unready; it is ``off``, ``misconfigured``,
+        ``degraded`` (with the recorder's reason), ``failing`` or ``ok``.
+        """
+        if authenticate(services, request) is None:
+            return {"status": "ok"}
+        return {"status": "ok", "storage": _storage_state(services)}
     @app.get("/metrics", response_class=Response)
     async def metrics() -> Response:
         """Prometheus metrics: HTTP requests and the recorder's."""
