@@ -94,7 +94,7 @@ def serve(
 
     from agenttier_router.api import create_app
     from agenttier_router.api.auth import load_keys
-    from agenttier_router.controlplane import ControlPlaneError
+    from agenttier_router.controlplane import ControlPlaneError, ControlPlaneUnavailable
     from agenttier_router.controlplane.templates import DEFAULT_TEMPLATES, load_templates
     from agenttier_router.costs import PriceTable
     from agenttier_router.service import RouterConfig, build_services
@@ -126,6 +126,8 @@ def serve(
     )
     try:
         services = build_services(config)
+    except ControlPlaneUnavailable as error:  # e.g. the data dir is another Router's
+        raise click.ClickException(str(error)) from None
     except ControlPlaneError as error:
         raise click.BadParameter(str(error), param_hint="'--control-plane'") from None
     uvicorn.run(create_app(services), host=host, port=port, log_level=log_level,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
@@ -131,6 +132,10 @@ class Services:
         self.backend.close()
 
 
+def _inside(path: Path | None, directory: Path) -> bool:
+    return path is not None and path.absolute().is_relative_to(directory.absolute())
+
+
 def build_services(config: RouterConfig) -> Services:
     """Build storage, recorder, cost sampler, recording and control plane from ``config``.
 
@@ -139,6 +144,10 @@ def build_services(config: RouterConfig) -> Services:
     :class:`StorageInfo`).
     """
     registry = CollectorRegistry()
+    if config.control_plane_url is None or _inside(config.spool_dir, config.data_dir):
+        # Made here, 0700, before the spool in it is: ``mkdir(parents=True)`` makes the
+        # parents it needs 0755 (issue 9, item 14), and the data dir holds sandboxes' files.
+        config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     backend, storage = _open_storage(config.storage_url)
     recorder_config = config.recorder or RecorderConfig()
     if storage.enabled:
