@@ -51,6 +51,7 @@ def history(store_url: str, tmp_path: Path) -> Iterator[History]:
         for name in ("sb-a", "sb-b"):
             wait_phase(alice, name)
             alice.get_sandbox(name).stop()
+        router.state.recorder.flush(10)  # the tests read the store directly, too
         yield History(router, router.http("carol"), store_url)
 
 

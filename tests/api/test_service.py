@@ -171,3 +171,16 @@ def test_readyz_shows_storage_only_to_a_caller_with_a_key(tmp_path: Path) -> Non
         if not hasattr(state, "degraded"):
             return  # the recorder's degraded state (issue 9, item 2) is not merged yet
         assert shown["storage"]["state"] == ("degraded" if state.degraded else "ok")
+
+
+def test_history_with_storage_off_says_so_and_how_to_turn_it_on(tmp_path: Path) -> None:
+    # Found when tried as a new user: 200 and empty looked like "nothing happened".
+    with running_router(config_for(tmp_path, None)) as router:
+        carol = router.http("carol")
+        for path in ("/audit/events", "/analytics/costs", "/records/costs",
+                     "/records/costs?groupBy=namespace", "/records/sandbox-events"):
+            body = carol.get(path).json()
+            assert body["notice"].startswith("storage is off"), path
+            assert "--storage" in body["notice"] and "STORAGE_DSN" in body["notice"]
+    with running_router(config_for(tmp_path, f"sqlite:///{tmp_path / 'on.db'}")) as router:
+        assert "notice" not in router.http("carol").get("/analytics/costs").json()

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 __all__ = [
+    "STORAGE_OFF",
     "AuditEventOut",
     "AuditEventsOut",
     "CostSnapshotOut",
@@ -37,6 +38,14 @@ __all__ = [
 ]
 
 _MAX_IDENTITY = 255
+
+STORAGE_OFF = (
+    "storage is off: this Router keeps no history, so there are no audit events, "
+    "records or costs to read (audit events here are only the last sandbox transitions "
+    "held in memory). Start the Router with --storage URL (or STORAGE_DSN, or "
+    "STORAGE_SQLITE_PATH) to keep them, e.g. --storage sqlite:///agenttier.db"
+)
+"""The ``notice`` of every history answer while storage is off."""
 
 
 def check_identity(value: str) -> str:
@@ -185,6 +194,8 @@ class AuditEventsOut(_Model):
 
     events: list[AuditEventOut]
     next_cursor: str | None = None
+    notice: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Only when storage is off: what this answer lacks, and how to turn storage on."""
 
 
 class SandboxEventOut(_Model):
@@ -205,6 +216,8 @@ class SandboxEventsOut(_Model):
 
     events: list[SandboxEventOut]
     next_cursor: str | None = None
+    notice: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Only when storage is off: what this answer lacks, and how to turn storage on."""
 
 
 class CostSnapshotOut(_Model):
@@ -224,6 +237,8 @@ class CostSnapshotsOut(_Model):
 
     snapshots: list[CostSnapshotOut]
     next_cursor: str | None = None
+    notice: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Only when storage is off: what this answer lacks, and how to turn storage on."""
 
 
 class CostTotalOut(_Model):
@@ -244,6 +259,8 @@ class CostTotalsOut(_Model):
     until: str | None
     totals: list[CostTotalOut]
     total_usd: float
+    notice: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Only when storage is off: what this answer lacks, and how to turn storage on."""
 
 
 class ErrorOut(BaseModel):

@@ -31,6 +31,7 @@ from .auth import Identity
 from .context import authenticate, services, source
 from .errors import ApiError
 from .models import (
+    STORAGE_OFF,
     AuditEventOut,
     AuditEventsOut,
     CostSnapshotOut,
@@ -99,6 +100,11 @@ def _build(kind: Any, **fields: Any) -> Any:
         raise ApiError(422, f"invalid request: {error}") from None
 
 
+def _notice(state: Services) -> str | None:
+    """What a history answer says while storage is off (it is empty then)."""
+    return None if state.storage.enabled else STORAGE_OFF
+
+
 def _caught_up(state: Services) -> None:
     state.recorder.flush(READ_WAIT)
 
@@ -150,7 +156,7 @@ def _recent(state: Services, query: AuditFilter) -> AuditEventsOut:
         ))
         if len(events) == query.limit:
             break
-    return AuditEventsOut(events=events)
+    return AuditEventsOut(events=events, notice=STORAGE_OFF)
 
 
 @router.get("/audit/events", response_model=AuditEventsOut)
@@ -198,7 +204,7 @@ def sandbox_events(
                    cursor=cursor)
     _caught_up(state)
     page = state.backend.list_sandbox_events(query)
-    return SandboxEventsOut(next_cursor=page.next_cursor, events=[
+    return SandboxEventsOut(next_cursor=page.next_cursor, notice=_notice(state), events=[
         SandboxEventOut(timestamp=format_ts(e.time), sandbox_id=e.sandbox_id,
                         sandbox_name=e.sandbox_name, namespace=e.namespace, phase=e.phase,
                         reason=e.reason, message=e.message, event_id=e.event_id)
@@ -215,7 +221,7 @@ def _totals(state: Services, query: CostFilter, group_by: Literal["sandbox", "na
         until=format_ts(until) if until else None,
         totals=[CostTotalOut(key=t.key, cpu_hours=t.cpu_hours, mem_gb_hours=t.mem_gb_hours,
                              estimated_usd=t.estimated_usd, samples=t.samples) for t in totals],
-        total_usd=sum(t.estimated_usd for t in totals),
+        total_usd=sum(t.estimated_usd for t in totals), notice=_notice(state),
     )
 
 
@@ -243,7 +249,7 @@ def cost_records(
                    limit=limit, cursor=cursor)
     _caught_up(state)
     page = state.backend.list_cost_snapshots(query)
-    return CostSnapshotsOut(next_cursor=page.next_cursor, snapshots=[
+    return CostSnapshotsOut(next_cursor=page.next_cursor, notice=_notice(state), snapshots=[
         CostSnapshotOut(timestamp=format_ts(s.time), sandbox_id=s.sandbox_id,
                         namespace=s.namespace, cpu_hours=s.cpu_hours,
                         mem_gb_hours=s.mem_gb_hours, estimated_usd=s.estimated_usd,
