@@ -124,6 +124,7 @@ class Services:
         """Stop producing, drain the recorder into the store, and close it."""
         self.sampler.close()  # final cost snapshots first
         self.control_plane.close()
+        self.recording.close()  # folded anonymous denials
         # A store that could not be opened cannot become writable in this process:
         # spool at once for the next start, rather than wait close_timeout to drain.
         if not self.recorder.close(0 if self.storage.open_error else None):
@@ -154,7 +155,8 @@ def build_services(config: RouterConfig) -> Services:
         recorder_config = replace(recorder_config, spool_dir=config.spool_dir)
     recorder = Recorder(backend, config=recorder_config, registry=registry)
     sampler = CostSampler(recorder.record, config.prices, interval=config.cost_interval)
-    recording = Recording(recorder.record, sampler.observe)
+    recording = Recording(recorder.record, sampler.observe,
+                          anonymous_interval=config.anonymous_interval)
     url = config.control_plane_url or f"local://{config.data_dir.absolute()}"
     try:
         plane = open_control_plane(url, recording.on_transition, templates=config.templates)

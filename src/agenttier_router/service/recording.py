@@ -10,12 +10,15 @@ waits for the database.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from agenttier_router.controlplane import Transition
 from agenttier_router.storage import AuditEvent, Record, SandboxEvent
+
+from .anonymous import AnonymousDenials, Folded, cap_fields
 
 __all__ = ["RECENT_TRANSITIONS", "Actor", "Recording", "command_details", "transition_event_id"]
 
@@ -53,13 +56,21 @@ class Recording:
 
     ``observe`` also sees every transition (the cost sampler's). ``recent``
     keeps the last :data:`RECENT_TRANSITIONS`, for reads when storage is off.
+    Anonymous denials are capped and folded (:mod:`.anonymous`) over
+    ``anonymous_interval`` seconds (0: every one recorded); :meth:`close`
+    records what is still folded.
     """
 
     def __init__(self, record: Callable[[Record], None],
-                 observe: Callable[[Transition], None]) -> None:
+                 observe: Callable[[Transition], None], *,
+                 anonymous_interval: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._record = record
         self._observe = observe
         self.recent: deque[Transition] = deque(maxlen=RECENT_TRANSITIONS)
+        self._folded = AnonymousDenials(anonymous_interval, clock=clock)
+        self._clock = clock
+        self._next_sweep = clock() + anonymous_interval
 
     def audit(
         self,
@@ -81,13 +92,48 @@ class Recording:
         if actor is not None and actor.email:
             payload["email"] = actor.email
         payload.update(details or {})
-        if actor is None and source:
-            payload["source"] = source
+        if actor is None:
+            # Anyone can send these: what they chose is cut short, and repeats folded.
+            if source:
+                payload["source"] = source
+            payload = cap_fields(payload)
+            sandbox_id, namespace = sandbox_id[:253], namespace[:63]
+            where = {"action": action, "resource": resource, "sandbox_id": sandbox_id,
+                     "namespace": namespace}
+            if not self._folded.admit(source, str(payload.get("reason", "")), where):
+                self._sweep()
+                return
         self._record(AuditEvent(
             actor=actor.subject if actor is not None else "anonymous",
             action=action, resource=resource, sandbox_id=sandbox_id, namespace=namespace,
             outcome=outcome, details=payload,
         ))
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Record the folded windows that have ended (checked at most once an interval)."""
+        now = self._clock()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + max(self._folded.interval, 1.0)
+        for window in self._folded.due():
+            self._record_folded(window)
+
+    def _record_folded(self, window: Folded) -> None:
+        first = window.first
+        self._record(AuditEvent(
+            actor="anonymous", action=str(first.get("action", "")),
+            resource=str(first.get("resource", "")), sandbox_id=str(first.get("sandbox_id", "")),
+            namespace=str(first.get("namespace", "")), outcome="denied",
+            details={"reason": window.reason, "source": window.source, "count": window.count,
+                     "actions": dict(window.actions), "folded": True,
+                     "interval": self._folded.interval},
+        ))
+
+    def close(self) -> None:
+        """Record every folded window now (at shutdown, before the recorder drains)."""
+        for window in self._folded.due(everything=True):
+            self._record_folded(window)
 
     def on_transition(self, transition: Transition) -> None:
         """The control plane's sink: record the transition and let the cost sampler see it."""
