@@ -9,12 +9,23 @@ are refused with 429 and ``Retry-After``, and recorded as ``denied``.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from router_helpers import Router, config_for, eventually, running_router, stored_audit, wait_phase
+from router_helpers import (
+    Router,
+    config_for,
+    eventually,
+    free_port,
+    running_router,
+    stored_audit,
+    wait_phase,
+)
 
 
 def _start(router: Router, who: str, name: str) -> None:
@@ -92,3 +103,41 @@ def test_the_total_is_bounded_too(tmp_path: Path) -> None:
             assert "the Router runs 3" in refused.json()["error"]
             assert [f.result().status_code for f in held] == [200] * 3
         assert _exec(router, "bob", "sb-b", "echo hi").status_code == 200
+
+
+def test_serve_flags_set_the_limits(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STORAGE_", "AGENTTIER_"))}
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("agenttier-router")), "serve", "--dev-auth",
+         "--port", str(port), "--data-dir", str(tmp_path / "data"), "--max-execs-per-user", "1",
+         "--max-body-bytes", "2000"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, cwd=tmp_path)
+    try:
+        api = f"http://127.0.0.1:{port}/api/v1"
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        eventually(up, "serve to answer", timeout=30)
+        body = {"name": "sb-f", "templateRef": {"name": "minimal"}}
+        assert httpx.post(f"{api}/sandboxes", json=body).status_code == 201
+        eventually(lambda: httpx.get(f"{api}/sandboxes/sb-f").json()["status"] == "Running",
+                   "Running")
+        assert httpx.post(f"{api}/sandboxes/sb-f/exec",
+                          json={"command": "x" * 3000}).status_code == 413
+        with ThreadPoolExecutor(1) as pool:
+            held = pool.submit(httpx.post, f"{api}/sandboxes/sb-f/exec",
+                               json={"command": "touch started; sleep 5"}, timeout=30)
+            eventually(lambda: (tmp_path / "data" / "default" / "sb-f" / "started").exists(),
+                       "the first exec to run")
+            second = httpx.post(f"{api}/sandboxes/sb-f/exec", json={"command": "true"})
+            assert second.status_code == 429, second.text
+            assert held.result().status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -75,6 +75,10 @@ def _loopback(host: str) -> bool:
 @click.option("--max-body-bytes", type=click.IntRange(min=1), default=1 << 20,
               show_default=True, envvar="AGENTTIER_MAX_BODY_BYTES",
               help="The largest request body accepted; larger ones get 413 before they are read.")
+@click.option("--anonymous-interval", type=click.FloatRange(min=0.0), default=60.0,
+              show_default=True, envvar="AGENTTIER_ANONYMOUS_INTERVAL",
+              help="Seconds over which repeated keyless denials from one address and reason "
+              "become one audit record with a count (0: one record each).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True, help="Logging level.")
 def serve(
@@ -82,7 +86,8 @@ def serve(
     api_keys: Path | None, admin_group: str,
     dev_auth: bool, data_dir: Path, spool_dir: Path | None, templates_file: Path | None,
     cost_interval: float, cpu_price: float, memory_price: float,
-    max_execs_per_user: int, max_execs: int, max_body_bytes: int, log_level: str,
+    max_execs_per_user: int, max_execs: int, max_body_bytes: int, anonymous_interval: float,
+    log_level: str,
 ) -> None:
     """Run the Router: the SDK's REST API, recording every action, transition and cost.
 
@@ -122,7 +127,7 @@ def serve(
         spool_dir=spool_dir or data_dir / "spool", templates=templates,
         prices=PriceTable(cpu_price, memory_price), cost_interval=cost_interval,
         max_execs_per_user=max_execs_per_user, max_execs=max_execs,
-        max_body_bytes=max_body_bytes,
+        max_body_bytes=max_body_bytes, anonymous_interval=anonymous_interval,
     )
     try:
         services = build_services(config)
