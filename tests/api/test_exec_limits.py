@@ -27,6 +27,8 @@ from router_helpers import (
     wait_phase,
 )
 
+from agenttier_router.api.execs import ExecSlots
+
 
 def _start(router: Router, who: str, name: str) -> None:
     client = router.client(who)
@@ -35,8 +37,8 @@ def _start(router: Router, who: str, name: str) -> None:
 
 
 def _running(router: Router) -> int:
-    slots = router.app.state.exec_slots
-    return int(slots._in_all)
+    slots: ExecSlots = router.app.state.exec_slots
+    return slots.running
 
 
 def _exec(router: Router, who: str, name: str, command: str) -> httpx.Response:

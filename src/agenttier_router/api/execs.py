@@ -45,6 +45,11 @@ class ExecSlots:
         return (f"ExecSlots(per_caller={self.per_caller}, total={self.total}, "
                 f"running={self._in_all})")
 
+    @property
+    def running(self) -> int:
+        """Execs holding a slot now, for every caller."""
+        return self._in_all
+
     def acquire(self, caller: str) -> str | None:
         """Take a slot for ``caller``; return None, or why none is free (the 429's message)."""
         with self._lock:
