@@ -6,8 +6,9 @@
 
 :func:`create_app` takes the :class:`~agenttier_router.service.Services` that
 :func:`~agenttier_router.service.build_services` built from configuration; it
-adds the endpoints, the HTTP metrics and the error handlers, and starts and
-closes the services with the app's lifespan.
+adds the endpoints, the request guards (:mod:`.guards`), the HTTP metrics
+(:mod:`.metrics`), the exec pool (:mod:`.execs`) and the error handlers, and
+starts and closes the services with the app's lifespan.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .guards import BodyGuard, DevAuthGuard
 from .metrics import HttpMetrics
 
 __all__ = ["create_app"]
+
 
 def _storage_state(services: Services) -> dict[str, Any]:
     """Storage as ``/readyz`` shows it to a caller with a key (the URL's password masked)."""
@@ -58,7 +60,6 @@ def _storage_state(services: Services) -> dict[str, Any]:
 
 def create_app(services: Services) -> FastAPI:
     """Build the HTTP API over ``services``; the app's lifespan starts and closes them."""
-
     config = services.config
     exec_slots = ExecSlots(per_caller=config.max_execs_per_user, total=config.max_execs)
 
@@ -80,6 +81,7 @@ def create_app(services: Services) -> FastAPI:
     app.add_middleware(HttpMetrics, registry=services.registry)  # outermost: sees every answer
     app.include_router(sandboxes.router)
     app.include_router(records.router)
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         """Liveness: the process serves HTTP."""
@@ -97,6 +99,7 @@ def create_app(services: Services) -> FastAPI:
         if authenticate(services, request) is None:
             return {"status": "ok"}
         return {"status": "ok", "storage": _storage_state(services)}
+
     @app.get("/metrics", response_class=Response)
     async def metrics() -> Response:
         """Prometheus metrics: HTTP requests and the recorder's."""

@@ -169,7 +169,7 @@ def _act(
     details: Callable[[T], dict[str, Any]] | None = None,
     request_details: dict[str, Any] | None = None,
 ) -> T:
-    """Authenticate, authorise, run ``do`` on the sandbox, and record the outcome."""
+    """Authorise ``identity``, run ``do`` on the sandbox, and record the outcome."""
     svc = services(request)
     base = dict(request_details or {})
     try:
