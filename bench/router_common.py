@@ -35,9 +35,11 @@ from sqlalchemy.engine import make_url
 from agenttier_router.storage import open_backend
 
 __all__ = [
+    "BASE_COMMIT",
     "DATA_DIR",
     "PG_ADMIN_URL",
     "Router",
+    "base_source",
     "count_rows",
     "ensure_pg_database",
     "fresh_sqlite",
@@ -65,12 +67,18 @@ class Router:
     """One Router in a subprocess; use as a context manager (SIGTERM, then wait, on exit).
 
     ``extra`` goes before ``serve`` when ``script`` is set (``router_server.py``'s flags).
+    ``auth`` replaces ``--dev-auth`` (``--api-keys FILE``), ``flags`` go after ``serve``,
+    and ``source`` runs the package from another source tree (an earlier commit's
+    ``src``, for before/after comparisons).
     """
 
     name: str
     storage_url: str | None
     script: Path | None = None
     extra: Sequence[str] = ()
+    auth: Sequence[str] = ("--dev-auth",)
+    flags: Sequence[str] = ()
+    source: Path | None = None
     port: int = field(default_factory=_free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -83,11 +91,13 @@ class Router:
         shutil.rmtree(data, ignore_errors=True)
         head = [sys.executable, str(self.script), *self.extra] if self.script else [
             sys.executable, "-m", "agenttier_router.cli"]
-        cmd = [*head, "serve", "--dev-auth", "--host", "127.0.0.1", "--port", str(self.port),
-               "--data-dir", str(data), "--log-level", "warning"]
+        cmd = [*head, "serve", *self.auth, "--host", "127.0.0.1", "--port", str(self.port),
+               "--data-dir", str(data), "--log-level", "warning", *self.flags]
         if self.storage_url:
             cmd += ["--storage", self.storage_url]
         env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+        if self.source is not None:
+            env["PYTHONPATH"] = str(self.source)
         log = open(DATA_DIR / f"{self.name}.log", "wb")  # noqa: SIM115 (the child keeps it)
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
@@ -109,6 +119,14 @@ class Router:
             time.sleep(0.1)
         raise SystemExit(f"{self.name}: no /healthz after {timeout:.0f} s")
 
+    def rss_mib(self) -> float:
+        """The Router process's resident memory, in MiB (from /proc)."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
     def stop(self) -> int | None:
         """SIGTERM (the lifespan drains the recorder), then wait; SIGKILL after 30 s."""
         if self.proc is None or self.proc.poll() is not None:
@@ -125,6 +143,21 @@ class Router:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+BASE_COMMIT = "05c06ca"
+"""The commit before issue 9's HTTP hardening: the "before" side of its benchmarks."""
+
+
+def base_source(commit: str = BASE_COMMIT) -> Path:
+    """The ``src`` tree of ``commit``, exported once into ``bench/.data`` (for PYTHONPATH)."""
+    target = DATA_DIR / f"src-{commit}"
+    if not (target / "src").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", commit, "src"], cwd=BENCH.parent,
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target / "src"
 
 
 def fresh_sqlite(path: Path) -> str:

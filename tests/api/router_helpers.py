@@ -86,8 +86,13 @@ def write_keys(directory: Path) -> KeyStore:
 
 
 def config_for(tmp_path: Path, storage_url: str | None, **overrides: Any) -> RouterConfig:
-    """A RouterConfig with the test keys, a data dir and spool in ``tmp_path``, quick flushes."""
+    """A RouterConfig with the test keys, a data dir and spool in ``tmp_path``, quick flushes.
+
+    Anonymous denials are not folded (``anonymous_interval=0``), so a test sees each
+    attempt's record; ``tests/api/test_anonymous_flood.py`` tests the folding.
+    """
     settings: dict[str, Any] = {
+        "anonymous_interval": 0.0,
         "storage_url": storage_url,
         "keys": write_keys(tmp_path),
         "data_dir": tmp_path / "data",

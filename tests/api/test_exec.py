@@ -2,11 +2,13 @@
 
 The local control plane runs commands with ``/bin/sh -c`` in the sandbox's own
 working directory, under the timeout, with a scrubbed environment; the audit
-event keeps the command (cut to 1024 characters) and how it ended.
+event keeps the command (head and tail of a long one, its length and SHA-256)
+and how it ended.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,8 +43,29 @@ def test_exec_runs_in_the_sandbox_directory(router: Router, tmp_path: Path, stor
     router.state.recorder.flush(10)
     commands = [json.loads(e.details)["command"] for e in stored_audit(store, action="exec")]
     assert commands[:2] == ["pwd", "echo kept > file; cat file"]
-    assert len(commands[2]) == 1024 and commands[2].endswith("…")
-    assert commands[2].startswith(long[:1000])
+    assert commands[2].startswith(long[:512]) and commands[2].endswith(long[-512:])
+    assert "…[3981 characters left out]…" in commands[2]
+
+
+def test_a_padded_command_keeps_its_tail_length_and_digest(
+    tmp_path: Path, store_url: str
+) -> None:
+    # Issue 9, item 7: padding once pushed "; echo PAYLOAD > file" out of the record.
+    command = "echo harmless" + " " * 3000 + "; echo PAYLOAD > file"
+    with running_router(config_for(tmp_path, store_url)) as router:
+        alice = router.client("alice")
+        alice.create_sandbox("minimal", "sb-p")
+        wait_phase(alice, "sb-p")
+        assert alice.get_sandbox("sb-p").exec(command).exit_code == 0
+        router.state.recorder.flush(10)
+        [event] = stored_audit(store_url, action="exec")
+    details = json.loads(event.details)
+    assert details["command"].startswith("echo harmless")
+    assert details["command"].endswith("; echo PAYLOAD > file")
+    assert details["commandLength"] == len(command)
+    assert details["commandSha256"] == hashlib.sha256(command.encode()).hexdigest()
+    assert details["commandTruncated"] is True
+    assert len(details["command"]) < 1100
 
 
 def test_exec_timeout_is_exit_124_and_recorded(router: Router, store: str) -> None:

@@ -101,7 +101,7 @@ def test_a_cluster_answers_503_while_it_cannot_be_reached(
         assert response.status_code == 503, response.text
         assert int(response.headers["Retry-After"]) >= 1
         assert "list" in response.json()["error"] and "sandboxes" in response.json()["error"]
-        ready = httpx.get(f"{router.url}/readyz")
+        ready = httpx.get(f"{router.url}/readyz", headers={"X-API-Key": KEYS["alice"]})
         assert ready.status_code == 503
         assert ready.json()["controlPlane"]["state"] == "unavailable"
         kube.allow("list", "sandboxes")
@@ -175,12 +175,13 @@ def test_two_router_processes_store_everything_once(
     events = stored_sandbox_events(store_url, sandbox_id="sb-2")
     assert len({e.event_id for e in events}) == len(events)
     # Three phase changes and the controller's two Events, each once, though two replicas
-    # watched them all: a phase change and an Event can read alike, hence the 2.
-    assert Counter((e.phase, e.reason, e.message) for e in events) == Counter({
-        ("Creating", "Creating", ""): 1,
-        ("Creating", "Creating", "Sandbox creation started"): 1,
-        ("Running", "Running", ""): 1,
-        ("Stopped", "Stopped", "User requested stop"): 2,
+    # watched them all: a phase change and an Event can read alike, hence the 2. (An
+    # Event's phase is the sandbox's as its observer saw it: it may lag the Event.)
+    assert Counter((e.reason, e.message) for e in events) == Counter({
+        ("Creating", ""): 1,
+        ("Creating", "Sandbox creation started"): 1,
+        ("Running", ""): 1,
+        ("Stopped", "User requested stop"): 2,
     })
     started = next(e.time for e in events if e.phase == "Running")
     # The phase change is written before the controller's Event about it.

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from router_helpers import (
+    KEYS,
     Router,
     config_for,
     eventually,
@@ -32,7 +33,7 @@ PASSWORD = "s3cret-Pa55word"
 
 
 def _ready(router: Router) -> dict[str, Any]:
-    response = httpx.get(f"{router.url}/readyz")
+    response = httpx.get(f"{router.url}/readyz", headers={"X-API-Key": KEYS["carol"]})
     assert response.status_code == 200  # storage never makes the Router unready
     assert PASSWORD not in response.text
     storage: dict[str, Any] = response.json()["storage"]

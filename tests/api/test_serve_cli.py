@@ -120,7 +120,7 @@ def test_serve_with_api_keys_from_the_environment_never_logs_a_key(tmp_path: Pat
         bad = httpx.post(f"{url}/api/v1/sandboxes/sb-keys/stop",
                          headers={"X-API-Key": "wrong-key-do-not-log-me"})
         assert bad.status_code == 401
-        ready = httpx.get(f"{url}/readyz").json()
+        ready = httpx.get(f"{url}/readyz", headers={"X-API-Key": KEYS["alice"]}).json()
         assert ready["storage"]["url"] == f"sqlite:///{database}"
         output = _stop(proc, log)
     for key in [*KEYS.values(), "wrong-key-do-not-log-me"]:

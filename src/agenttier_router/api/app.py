@@ -6,71 +6,50 @@
 
 :func:`create_app` takes the :class:`~agenttier_router.service.Services` that
 :func:`~agenttier_router.service.build_services` built from configuration; it
-adds the endpoints, the HTTP metrics and the error handlers, and starts and
-closes the services with the app's lifespan.
+adds the endpoints, the request guards (:mod:`.guards`), the HTTP metrics
+(:mod:`.metrics`), the exec pool (:mod:`.execs`) and the error handlers, and
+starts and closes the services with the app's lifespan.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Response
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agenttier_router import __version__
 from agenttier_router.service import Services
 
 from . import records, sandboxes
+from .context import authenticate
 from .errors import install_error_handlers
+from .execs import ExecSlots
+from .guards import BodyGuard, DevAuthGuard
+from .metrics import HttpMetrics
 
 __all__ = ["create_app"]
 
-class _HttpMetrics:
-    """ASGI middleware that counts and times HTTP requests by route template.
 
-    Plain ASGI rather than ``@app.middleware("http")``: Starlette's
-    BaseHTTPMiddleware cost about 0.25 ms of a 0.9 ms request here.
-    """
-
-    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
-        self.app = app
-        self.requests = Counter("agenttier_http_requests_total",
-                                "HTTP requests, by route and status",
-                                ["method", "route", "status"], registry=registry)
-        self.seconds = Histogram("agenttier_http_request_seconds",
-                                 "HTTP request latency, by route",
-                                 ["method", "route"], registry=registry)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            # The route's template, never the raw path: the labels stay few.
-            route = getattr(scope.get("route"), "path", "<unmatched>")
-            self.seconds.labels(scope["method"], route).observe(time.perf_counter() - started)
-            self.requests.labels(scope["method"], route, str(status)).inc()
+def _storage_state(services: Services) -> dict[str, Any]:
+    """Storage as ``/readyz`` shows it to a caller with a key (the URL's password masked)."""
+    storage = services.storage
+    status = services.recorder.status()
+    if not storage.enabled:
+        state_name = "off"
+    elif storage.open_error:
+        state_name = "misconfigured"
+    else:
+        state_name = status.state  # degraded (spool unwritable), failing or ok
+    shown: dict[str, Any] = {
+        "state": state_name, "url": storage.url, "error": storage.open_error,
+        "queued": status.queued, "spooled": status.spooled,
+    }
+    if status.degraded:
+        shown["reason"] = status.reason or ""
+    return shown
 
 
 def create_app(services: Services, *, api: bool = True) -> FastAPI:
@@ -79,8 +58,8 @@ def create_app(services: Services, *, api: bool = True) -> FastAPI:
     With ``api=False`` it serves only ``/healthz``, ``/readyz`` and ``/metrics``:
     the headless recorder (``agenttier-router watch``).
     """
-    recorder = services.recorder
-    storage = services.storage
+    config = services.config
+    exec_slots = ExecSlots(per_caller=config.max_execs_per_user, total=config.max_execs)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -88,44 +67,48 @@ def create_app(services: Services, *, api: bool = True) -> FastAPI:
         try:
             yield
         finally:
-            services.close()
+            services.close()  # the control plane ends running commands first
+            exec_slots.close()
 
     app = FastAPI(title="AgentTier Router", version=__version__, lifespan=lifespan)
     app.state.services = services
+    app.state.exec_slots = exec_slots
     install_error_handlers(app)
-    app.add_middleware(_HttpMetrics, registry=services.registry)
+    app.add_middleware(BodyGuard, services=services, max_bytes=config.max_body_bytes)
+    app.add_middleware(DevAuthGuard, services=services)
+    app.add_middleware(HttpMetrics, registry=services.registry)  # outermost: sees every answer
     if api:
         app.include_router(sandboxes.router)
         app.include_router(records.router)
+
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         """Liveness: the process serves HTTP."""
         return {"status": "ok"}
 
     @app.get("/readyz")
-    def readyz(response: Response) -> dict[str, Any]:
+    async def readyz(request: Request, response: Response) -> dict[str, Any]:
         """Readiness: 503 while the control plane cannot serve; storage never makes it fail.
 
-        Reports the storage state (password masked) and the control plane's.
+        An anonymous caller (a probe) gets only ``{"status": ...}``: the storage
+        details name the database's host, port, user and name. With a valid key
+        (or ``--dev-auth``) it also shows storage, which is ``off``,
+        ``misconfigured``, ``degraded`` (with the recorder's reason), ``failing``
+        or ``ok``, and the control plane, ``ok`` or ``unavailable`` with why.
         """
-        status = recorder.status()
-        if not storage.enabled:
-            state_name = "off"
-        elif storage.open_error:
-            state_name = "misconfigured"
-        else:
-            state_name = "failing" if status.failing else "ok"
         problem = services.control_plane.problem()
         if problem is not None:
             response.status_code = 503
-        return {"status": "ok" if problem is None else "unavailable", "storage": {
-            "state": state_name, "url": storage.url, "error": storage.open_error,
-            "queued": status.queued, "spooled": status.spooled,
-        }, "controlPlane": {"state": "ok" if problem is None else "unavailable",
-                            "error": str(problem or "")}}
+        shown: dict[str, Any] = {"status": "ok" if problem is None else "unavailable"}
+        if authenticate(services, request) is None:
+            return shown
+        shown["storage"] = _storage_state(services)
+        shown["controlPlane"] = {"state": "ok" if problem is None else "unavailable",
+                                 "error": str(problem or "")}
+        return shown
 
     @app.get("/metrics", response_class=Response)
-    def metrics() -> Response:
+    async def metrics() -> Response:
         """Prometheus metrics: HTTP requests and the recorder's."""
         return Response(generate_latest(services.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -31,12 +31,14 @@ log = logging.getLogger("agenttier_router.api")
 
 
 class ApiError(Exception):
-    """An error the API answers with ``status`` and ``{"error": message}``."""
+    """An error the API answers with ``status`` and ``{"error": message}`` (and ``headers``)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = dict(headers or {})
 
 
 def _body(status: int, message: str, **extra: object) -> JSONResponse:
@@ -53,7 +55,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api(request: Request, error: ApiError) -> JSONResponse:
-        return _body(error.status, error.message)
+        response = _body(error.status, error.message)
+        response.headers.update(error.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:

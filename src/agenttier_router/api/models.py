@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 __all__ = [
+    "STORAGE_OFF",
     "AuditEventOut",
     "AuditEventsOut",
     "CostSeriesOut",
@@ -36,7 +37,36 @@ __all__ = [
     "SharingOut",
     "TemplateRef",
     "UserOut",
+    "check_identity",
 ]
+
+_MAX_IDENTITY = 255
+
+STORAGE_OFF = (
+    "storage is off: this Router keeps no history, so there are no audit events, "
+    "records or costs to read (audit events here are only the last sandbox transitions "
+    "held in memory). Start the Router with --storage URL (or STORAGE_DSN, or "
+    "STORAGE_SQLITE_PATH) to keep them, e.g. --storage sqlite:///agenttier.db"
+)
+"""The ``notice`` of every history answer while storage is off."""
+
+
+def check_identity(value: str) -> str:
+    """Return ``value`` if it may name a share grantee; else raise ``ValueError`` saying why.
+
+    An identity is a user (subject or email) or a group name, and may hold ``/``
+    (``acme/devs`` is a usual Keycloak or GitHub group): at most 255 characters,
+    not blank, not ``.`` or ``..``, and no control characters (C0, DEL, C1).
+    """
+    if not value.strip():
+        raise ValueError("must not be blank")
+    if len(value) > _MAX_IDENTITY:
+        raise ValueError(f"must be at most {_MAX_IDENTITY} characters")
+    if value in (".", ".."):
+        raise ValueError("must not be '.' or '..'")
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value):
+        raise ValueError("must not hold control characters")
+    return value
 
 
 class _Model(BaseModel):
@@ -74,9 +104,14 @@ class ExecRequest(_Model):
 class ShareRequest(_Model):
     """``POST /sandboxes/{id}/share``: grant a user or a group a level of access."""
 
-    identity: str = Field(min_length=1, max_length=255)
+    identity: str = Field(min_length=1, max_length=_MAX_IDENTITY)
     level: Literal["viewer", "collaborator"]
     kind: Literal["user", "group"] = "user"
+
+    @field_validator("identity")
+    @classmethod
+    def _identity(cls, value: str) -> str:
+        return check_identity(value)
 
 
 class CreatedBy(_Model):
@@ -162,6 +197,8 @@ class AuditEventsOut(_Model):
 
     events: list[AuditEventOut]
     next_cursor: str | None = None
+    notice: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Only when storage is off: what this answer lacks, and how to turn storage on."""
 
 
 class SandboxEventOut(_Model):
@@ -182,6 +219,8 @@ class SandboxEventsOut(_Model):
 
     events: list[SandboxEventOut]
     next_cursor: str | None = None
+    notice: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Only when storage is off: what this answer lacks, and how to turn storage on."""
 
 
 class CostSnapshotOut(_Model):
@@ -203,6 +242,8 @@ class CostSnapshotsOut(_Model):
 
     snapshots: list[CostSnapshotOut]
     next_cursor: str | None = None
+    notice: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Only when storage is off: what this answer lacks, and how to turn storage on."""
 
 
 class CostTotalOut(_Model):
@@ -223,6 +264,8 @@ class CostTotalsOut(_Model):
     until: str | None
     totals: list[CostTotalOut]
     total_usd: float
+    notice: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Only when storage is off: what this answer lacks, and how to turn storage on."""
 
 
 class CostSeriesPointOut(_Model):

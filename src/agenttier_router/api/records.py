@@ -47,9 +47,10 @@ from agenttier_router.storage.filters import MAX_LIMIT, duration_before
 from agenttier_router.storage.rollups import series as cost_series
 
 from .auth import Identity
-from .context import authenticate, services
+from .context import authenticate, services, source
 from .errors import ApiError
 from .models import (
+    STORAGE_OFF,
     AuditEventOut,
     AuditEventsOut,
     CostSeriesOut,
@@ -84,10 +85,15 @@ Cursor = Annotated[str | None, Query(max_length=512)]
 def _admin(request: Request) -> tuple[Services, Identity]:
     state = services(request)
     identity = authenticate(state, request)
-    if identity is None:
-        raise ApiError(401, "a valid X-API-Key header is required")
-    if not identity.is_admin:
-        raise ApiError(403, "reading history is for admins")
+    if identity is None or not identity.is_admin:
+        # A refused read of the history is itself history (issue 9, item 18).
+        reason = "no valid API key" if identity is None else "reading history is for admins"
+        state.recording.audit(identity, "read", resource="history", outcome="denied",
+                              details={"reason": reason, "path": request.url.path},
+                              source=source(request))
+        if identity is None:
+            raise ApiError(401, "a valid X-API-Key header is required")
+        raise ApiError(403, reason)
     return state, identity
 
 
@@ -123,6 +129,11 @@ def _build(kind: Any, **fields: Any) -> Any:
         raise
     except ValueError as error:
         raise ApiError(422, f"invalid request: {error}") from None
+
+
+def _notice(state: Services) -> str | None:
+    """What a history answer says while storage is off (it is empty then)."""
+    return None if state.storage.enabled else STORAGE_OFF
 
 
 def _caught_up(state: Services) -> None:
@@ -205,7 +216,7 @@ def _recent(state: Services, query: AuditFilter) -> AuditEventsOut:
         ))
         if len(events) == query.limit:
             break
-    return AuditEventsOut(events=events)
+    return AuditEventsOut(events=events, notice=STORAGE_OFF)
 
 
 @router.get("/audit/events", response_model=AuditEventsOut)
@@ -253,7 +264,7 @@ def sandbox_events(
                    cursor=cursor)
     _caught_up(state)
     page = state.backend.list_sandbox_events(query)
-    return SandboxEventsOut(next_cursor=page.next_cursor,
+    return SandboxEventsOut(next_cursor=page.next_cursor, notice=_notice(state),
                             events=[_sandbox_event_out(e) for e in page.items])
 
 
@@ -266,7 +277,7 @@ def _totals(state: Services, query: CostFilter, group_by: GroupBy,
         until=format_ts(until) if until else None,
         totals=[CostTotalOut(key=t.key, cpu_hours=t.cpu_hours, mem_gb_hours=t.mem_gb_hours,
                              estimated_usd=t.estimated_usd, samples=t.samples) for t in totals],
-        total_usd=sum(t.estimated_usd for t in totals),
+        total_usd=sum(t.estimated_usd for t in totals), notice=_notice(state),
     )
 
 
@@ -296,7 +307,7 @@ def cost_records(
                    template=template, since=start, until=end, limit=limit, cursor=cursor)
     _caught_up(state)
     page = state.backend.list_cost_snapshots(query)
-    return CostSnapshotsOut(next_cursor=page.next_cursor,
+    return CostSnapshotsOut(next_cursor=page.next_cursor, notice=_notice(state),
                             snapshots=[_cost_out(s) for s in page.items])
 
 

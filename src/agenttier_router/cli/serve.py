@@ -73,13 +73,29 @@ def _loopback(host: str) -> bool:
               show_default=True, help="USD per vCPU-hour (OpenCost's default).")
 @click.option("--memory-price", type=click.FloatRange(min=0.0), default=0.004237,
               show_default=True, help="USD per GiB-hour (OpenCost's default).")
+@click.option("--max-execs-per-user", type=click.IntRange(min=1), default=8, show_default=True,
+              envvar="AGENTTIER_MAX_EXECS_PER_USER",
+              help="Execs one caller may run at once; more are refused with 429.")
+@click.option("--max-execs", type=click.IntRange(min=1), default=64, show_default=True,
+              envvar="AGENTTIER_MAX_EXECS",
+              help="Execs the Router runs at once for everyone (its exec threads); more are "
+              "refused with 429.")
+@click.option("--max-body-bytes", type=click.IntRange(min=1), default=1 << 20,
+              show_default=True, envvar="AGENTTIER_MAX_BODY_BYTES",
+              help="The largest request body accepted; larger ones get 413 before they are read.")
+@click.option("--anonymous-interval", type=click.FloatRange(min=0.0), default=60.0,
+              show_default=True, envvar="AGENTTIER_ANONYMOUS_INTERVAL",
+              help="Seconds over which repeated keyless denials from one address and reason "
+              "become one audit record with a count (0: one record each).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True, help="Logging level.")
 def serve(
     host: str, port: int, storage_url: str | None, storage_file: Path | None,
     control_plane_url: str | None, api_keys: Path | None, admin_group: str, dev_auth: bool,
     data_dir: Path, spool_dir: Path | None, templates_file: Path | None,
-    cost_interval: float, cpu_price: float, memory_price: float, log_level: str,
+    cost_interval: float, cpu_price: float, memory_price: float,
+    max_execs_per_user: int, max_execs: int, max_body_bytes: int, anonymous_interval: float,
+    log_level: str,
 ) -> None:
     """Run the Router: the SDK's REST API, recording every action, transition and cost.
 
@@ -93,7 +109,7 @@ def serve(
 
     from agenttier_router.api import create_app
     from agenttier_router.api.auth import load_keys
-    from agenttier_router.controlplane import ControlPlaneError
+    from agenttier_router.controlplane import ControlPlaneError, ControlPlaneUnavailable
     from agenttier_router.controlplane.templates import DEFAULT_TEMPLATES, load_templates
     from agenttier_router.costs import PriceTable
     from agenttier_router.service import RouterConfig, build_services
@@ -126,9 +142,13 @@ def serve(
         dev_auth=dev_auth, data_dir=data_dir,
         spool_dir=spool_dir or data_dir / "spool", templates=templates,
         prices=PriceTable(cpu_price, memory_price), cost_interval=cost_interval,
+        max_execs_per_user=max_execs_per_user, max_execs=max_execs,
+        max_body_bytes=max_body_bytes, anonymous_interval=anonymous_interval,
     )
     try:
         services = build_services(config)
+    except ControlPlaneUnavailable as error:  # e.g. the data dir is another Router's
+        raise click.ClickException(str(error)) from None
     except ControlPlaneError as error:
         raise click.BadParameter(str(error), param_hint="'--control-plane'") from None
     uvicorn.run(create_app(services), host=host, port=port, log_level=log_level,

@@ -12,6 +12,7 @@ Router's own machine. There is no isolation of any kind::
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import math
 import os
@@ -159,6 +160,7 @@ class LocalControlPlane:
     ) -> None:
         self._root = Path(root).absolute()
         self._root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._lock_fd = _lock_root(self._root)
         self._templates: Mapping[str, Template] = MappingProxyType(dict(templates))
         self._sink = on_transition
         self._clock = clock
@@ -385,6 +387,9 @@ class LocalControlPlane:
         self._heart.join()
         self._store.beat(self._clock())
         self._store.close()
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # releases the data directory to the next Router
+            self._lock_fd = -1
 
     def _restore(self) -> None:
         """Bring back the saved sandboxes, and end what a killed process left running."""
@@ -630,6 +635,25 @@ def _marker(text: str) -> str:
 def _environment(workdir: Path) -> dict[str, str]:
     # Nothing is inherited, so the Router's own variables (and secrets) never reach a command.
     return {"PATH": _PATH, "HOME": str(workdir), "LANG": "C.UTF-8", "TERM": "dumb"}
+
+
+def _lock_root(root: Path) -> int:
+    """Hold ``root`` for this process, as the spool holds its directory (``flock``).
+
+    A second Router on the same directory would take every sandbox directory in
+    it for a forgotten one and wipe it (issue 9, item 13); it stops here instead.
+    """
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)  # the directory itself: no file in it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ControlPlaneUnavailable(
+            f"data directory {root} is in use by another Router (it holds a lock on it); "
+            "stop that one, or give this one another --data-dir",
+            retry_after=0,
+        ) from None
+    return fd
 
 
 def _make_workdir(workdir: Path) -> None:

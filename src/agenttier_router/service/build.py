@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
@@ -126,12 +127,17 @@ class Services:
         # sampler, which emits their last snapshots; then the sampler stops.
         self.control_plane.close()
         self.sampler.close()
+        self.recording.close()  # folded anonymous denials
         # A store that could not be opened cannot become writable in this process:
         # spool at once for the next start, rather than wait close_timeout to drain.
         if not self.recorder.close(0 if self.storage.open_error else None):
             log.warning("storage: records still unwritten at shutdown are kept in the "
                         "spool and replayed at the next start (if a spool is configured)")
         self.backend.close()
+
+
+def _inside(path: Path | None, directory: Path) -> bool:
+    return path is not None and path.absolute().is_relative_to(directory.absolute())
 
 
 def build_services(config: RouterConfig) -> Services:
@@ -142,13 +148,18 @@ def build_services(config: RouterConfig) -> Services:
     :class:`StorageInfo`).
     """
     registry = CollectorRegistry()
+    if config.control_plane_url is None or _inside(config.spool_dir, config.data_dir):
+        # Made here, 0700, before the spool in it is: ``mkdir(parents=True)`` makes the
+        # parents it needs 0755 (issue 9, item 14), and the data dir holds sandboxes' files.
+        config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     backend, storage = _open_storage(config.storage_url)
     recorder_config = config.recorder or RecorderConfig()
     if storage.enabled:
         recorder_config = replace(recorder_config, spool_dir=config.spool_dir)
     recorder = Recorder(backend, config=recorder_config, registry=registry)
     sampler = CostSampler(recorder.record, config.prices, interval=config.cost_interval)
-    recording = Recording(recorder.record, sampler.observe)
+    recording = Recording(recorder.record, sampler.observe,
+                          anonymous_interval=config.anonymous_interval)
     url = config.control_plane_url or f"local://{config.data_dir.absolute()}"
     try:
         plane = open_control_plane(url, recording.on_transition, templates=config.templates)

@@ -46,3 +46,12 @@ class RouterConfig:
     cost_interval: float = 60.0
     recorder: RecorderConfig | None = None
     """Recorder tuning; its ``spool_dir`` is replaced by ``spool_dir`` above."""
+    max_execs_per_user: int = 8
+    """Execs one caller may run at once; one more is refused (429, recorded)."""
+    max_execs: int = 64
+    """Execs the Router runs at once, for all callers; one more is refused (429, recorded)."""
+    max_body_bytes: int = 1 << 20
+    """The largest request body accepted; a larger one is refused (413) before it is read."""
+    anonymous_interval: float = 60.0
+    """Seconds over which repeated anonymous denials from one address and reason are folded
+    into one record with a count."""
