@@ -30,7 +30,7 @@ from fastapi import FastAPI
 
 from agenttier_router.api import RouterConfig, create_app
 from agenttier_router.api.auth import KeyStore, load_keys
-from agenttier_router.api.state import RouterState
+from agenttier_router.service import Services, build_services
 from agenttier_router.storage import (
     AuditEvent,
     AuditFilter,
@@ -116,10 +116,10 @@ class Router:
     _opened: list[Any] = field(default_factory=list)
 
     @property
-    def state(self) -> RouterState:
-        """The Router's wired parts (recorder, control plane, ...)."""
-        state: RouterState = self.app.state.router
-        return state
+    def state(self) -> Services:
+        """The Router's built parts (recorder, control plane, ...)."""
+        built: Services = self.app.state.services
+        return built
 
     def client(self, who: str) -> agenttier.AgentTierClient:
         """The SDK, authenticated as ``who`` (a name in :data:`PEOPLE`, or a raw key)."""
@@ -147,7 +147,7 @@ def running_router(config: RouterConfig) -> Iterator[Router]:
 
     Shutting down runs the lifespan's end: the recorder drains into the store.
     """
-    app = create_app(config)
+    app = create_app(build_services(config))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

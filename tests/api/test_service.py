@@ -141,7 +141,8 @@ def test_storage_off_audit_reads_while_sandboxes_change(tmp_path: Path) -> None:
             thread.start()
         try:
             carol = router.http("carol")
-            eventually(lambda: len(router.state.recent) >= 1000, "a full window of transitions")
+            eventually(lambda: len(router.state.recording.recent) >= 1000,
+                       "a full window of transitions")
             switch = sys.getswitchinterval()
             sys.setswitchinterval(1e-5)  # threads interleave often: the race shows quickly
             try:

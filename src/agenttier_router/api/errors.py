@@ -9,6 +9,7 @@ cause a 500.
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,6 +18,7 @@ from starlette.exceptions import HTTPException
 
 from agenttier_router.controlplane import (
     ControlPlaneError,
+    ControlPlaneUnavailable,
     InvalidRequest,
     SandboxConflict,
     SandboxNotFound,
@@ -71,6 +73,10 @@ def install_error_handlers(app: FastAPI) -> None:
             return _body(409, str(error))
         if isinstance(error, InvalidRequest):
             return _body(400, str(error))
+        if isinstance(error, ControlPlaneUnavailable):
+            response = _body(503, f"control plane unavailable: {error}")
+            response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+            return response
         log.error("control plane error on %s %s: %s", request.method, request.url.path, error)
         return _body(502, f"control plane error: {error}")
 

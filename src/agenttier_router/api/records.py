@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 
 from agenttier_router.controlplane import Transition
+from agenttier_router.service import Services
 from agenttier_router.storage import (
     AuditEvent,
     AuditFilter,
@@ -27,6 +28,7 @@ from agenttier_router.storage import (
 )
 
 from .auth import Identity
+from .context import authenticate, services
 from .errors import ApiError
 from .models import (
     AuditEventOut,
@@ -39,7 +41,6 @@ from .models import (
     SandboxEventOut,
     SandboxEventsOut,
 )
-from .state import RouterState
 
 __all__ = ["READ_WAIT", "router"]
 
@@ -57,9 +58,9 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 Cursor = Annotated[str | None, Query(max_length=512)]
 
 
-def _admin(request: Request) -> tuple[RouterState, Identity]:
-    state: RouterState = request.app.state.router
-    identity = state.authenticate(request)
+def _admin(request: Request) -> tuple[Services, Identity]:
+    state = services(request)
+    identity = authenticate(state, request)
     if identity is None:
         raise ApiError(401, "a valid X-API-Key header is required")
     if not identity.is_admin:
@@ -93,7 +94,7 @@ def _build(kind: Any, **fields: Any) -> Any:
         raise ApiError(422, f"invalid request: {error}") from None
 
 
-def _caught_up(state: RouterState) -> None:
+def _caught_up(state: Services) -> None:
     state.recorder.flush(READ_WAIT)
 
 
@@ -127,12 +128,12 @@ def _matches(t: Transition, query: AuditFilter) -> bool:
             and (query.until is None or t.time < query.until))
 
 
-def _recent(state: RouterState, query: AuditFilter) -> AuditEventsOut:
+def _recent(state: Services, query: AuditFilter) -> AuditEventsOut:
     """Storage off: the control plane's recent transitions that match ``query``, newest first."""
     events = []
     # A copy (atomic under the GIL): the control plane appends from other threads, and
     # iterating the deque itself while it is appended to raises RuntimeError (a 500).
-    for t in reversed(state.recent.copy()):
+    for t in reversed(state.recording.recent.copy()):
         if not _matches(t, query):
             continue
         events.append(AuditEventOut(
@@ -200,7 +201,7 @@ def sandbox_events(
     ])
 
 
-def _totals(state: RouterState, query: CostFilter, group_by: Literal["sandbox", "namespace"],
+def _totals(state: Services, query: CostFilter, group_by: Literal["sandbox", "namespace"],
             since: datetime | None, until: datetime | None) -> CostTotalsOut:
     _caught_up(state)
     totals = state.backend.summarize_costs(query, group_by)

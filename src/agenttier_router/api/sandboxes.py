@@ -1,6 +1,6 @@
 """``/api/v1/sandboxes`` and ``/api/v1/user/me``: the endpoints the SDK drives.
 
-Every state-changing action and every exec leaves an audit event: success,
+Every svc-changing action and every exec leaves an audit event: success,
 ``denied`` (no valid key, or a sandbox the caller may not touch) or ``error``
 (the control plane refused). A caller who may not see a sandbox gets 404,
 as if it did not exist, and the attempt is still recorded.
@@ -21,9 +21,12 @@ from agenttier_router.controlplane import (
     Sandbox,
     SandboxNotFound,
 )
+from agenttier_router.service import Services
+from agenttier_router.service.recording import cut_command
 from agenttier_router.storage import format_ts
 
 from .auth import Access, Identity, access
+from .context import authenticate, services
 from .errors import ApiError
 from .models import (
     CreatedBy,
@@ -38,7 +41,6 @@ from .models import (
     SharingOut,
     UserOut,
 )
-from .state import RouterState, cut_command
 
 __all__ = ["router", "sandbox_out"]
 
@@ -75,31 +77,25 @@ def _sharing(sandbox: Sandbox) -> SharingOut:
     )
 
 
-def _state(request: Request) -> RouterState:
-    state: RouterState = request.app.state.router
-    return state
-
-
 def _caller(request: Request) -> Identity:
     """The caller, for an endpoint that records nothing; 401 without a valid key."""
-    identity = _state(request).authenticate(request)
+    identity = authenticate(services(request), request)
     if identity is None:
         raise ApiError(401, "a valid X-API-Key header is required")
     return identity
 
 
-def _find(state: RouterState, identity: Identity, name: str, namespace: str | None) -> Sandbox:
+def _find(svc: Services, identity: Identity, name: str, namespace: str | None) -> Sandbox:
     """The sandbox a path names; 404 when it does not exist or the caller may not see it."""
     if namespace is not None:
         try:
-            sandbox = state.control_plane.get(name, namespace)
+            sandbox = svc.control_plane.get(name, namespace)
         except SandboxNotFound:
             raise ApiError(404, f"sandbox {name!r} not found") from None
         if access(identity, sandbox) is Access.NONE:
             raise ApiError(404, f"sandbox {name!r} not found")
         return sandbox
-    visible = [s for s in state.control_plane.list() if s.name == name
-               and access(identity, s) is not Access.NONE]
+    visible = [s for s in svc.control_plane.named(name) if access(identity, s) is not Access.NONE]
     if not visible:
         raise ApiError(404, f"sandbox {name!r} not found")
     if len(visible) > 1:
@@ -109,19 +105,19 @@ def _find(state: RouterState, identity: Identity, name: str, namespace: str | No
     return visible[0]
 
 
-def _identify(state: RouterState, request: Request, action: str, sandbox_id: str,
+def _identify(svc: Services, request: Request, action: str, sandbox_id: str,
               namespace: str, base: dict[str, Any]) -> Identity:
     """The caller of an action; without a valid key, the attempt is recorded and refused (401)."""
-    identity = state.authenticate(request)
+    identity = authenticate(svc, request)
     if identity is None:
-        state.audit(None, action, sandbox_id=sandbox_id, namespace=namespace, outcome="denied",
-                    details={**base, "reason": "no valid API key"})
+        svc.recording.audit(None, action, sandbox_id=sandbox_id, namespace=namespace,
+                            outcome="denied", details={**base, "reason": "no valid API key"})
         raise ApiError(401, "a valid X-API-Key header is required")
     return identity
 
 
 def _recorded(
-    state: RouterState,
+    svc: Services,
     identity: Identity,
     action: str,
     where: dict[str, str],
@@ -133,10 +129,11 @@ def _recorded(
     try:
         result = do()
     except ControlPlaneError as error:
-        state.audit(identity, action, outcome="error", **where,
-                    details={**base, "error": str(error)})
+        svc.recording.audit(identity, action, outcome="error", **where,
+                            details={**base, "error": str(error)})
         raise
-    state.audit(identity, action, **where, details={**base, **(details(result) if details else {})})
+    svc.recording.audit(identity, action, **where,
+                        details={**base, **(details(result) if details else {})})
     return result
 
 
@@ -151,34 +148,38 @@ def _act(
     request_details: dict[str, Any] | None = None,
 ) -> T:
     """Authenticate, authorise, run ``do`` on the sandbox, and record the outcome."""
-    state = _state(request)
+    svc = services(request)
     base = dict(request_details or {})
-    identity = _identify(state, request, action, name, namespace or "", base)
+    identity = _identify(svc, request, action, name, namespace or "", base)
     try:
-        sandbox = _find(state, identity, name, namespace)
+        sandbox = _find(svc, identity, name, namespace)
     except ApiError as error:
         outcome = "denied" if error.status == 404 else "error"
-        state.audit(identity, action, sandbox_id=name, namespace=namespace or "",
-                    outcome=outcome, details={**base, "reason": error.message})
+        svc.recording.audit(identity, action, sandbox_id=name, namespace=namespace or "",
+                            outcome=outcome, details={**base, "reason": error.message})
+        raise
+    except ControlPlaneError as error:  # e.g. unavailable: the attempt is still history
+        svc.recording.audit(identity, action, sandbox_id=name, namespace=namespace or "",
+                            outcome="error", details={**base, "error": str(error)})
         raise
     where = {"sandbox_id": sandbox.name, "namespace": sandbox.namespace}
     if access(identity, sandbox) < need:
-        state.audit(identity, action, outcome="denied", **where,
-                    details={**base, "reason": f"{action} needs more than shared access"})
+        svc.recording.audit(identity, action, outcome="denied", **where,
+                            details={**base, "reason": f"{action} needs more than shared access"})
         raise ApiError(403, f"you may not {action} sandbox {name!r}")
-    return _recorded(state, identity, action, where, base, lambda: do(sandbox), details)
+    return _recorded(svc, identity, action, where, base, lambda: do(sandbox), details)
 
 
 @router.post("/sandboxes", status_code=201, response_model=SandboxOut,
              responses={400: {"model": ErrorOut}, 409: {"model": ErrorOut}})
 def create_sandbox(body: CreateSandbox, request: Request) -> SandboxOut:
     """Create a sandbox from a template; it is Creating, then Running."""
-    state = _state(request)
+    svc = services(request)
     base: dict[str, Any] = {"template": body.template_ref.name}
-    identity = _identify(state, request, "create", body.name, body.namespace, base)
+    identity = _identify(svc, request, "create", body.name, body.namespace, base)
     sandbox = _recorded(
-        state, identity, "create", {"sandbox_id": body.name, "namespace": body.namespace}, base,
-        lambda: state.control_plane.create(body.name, body.namespace, body.template_ref.name,
+        svc, identity, "create", {"sandbox_id": body.name, "namespace": body.namespace}, base,
+        lambda: svc.control_plane.create(body.name, body.namespace, body.template_ref.name,
                                            identity.subject, identity.email),
     )
     return sandbox_out(sandbox)
@@ -193,7 +194,7 @@ def list_sandboxes(
     """The sandboxes the caller may see, oldest first."""
     identity = _caller(request)
     sandboxes = [
-        s for s in _state(request).control_plane.list(namespace or None)
+        s for s in services(request).control_plane.list(namespace or None)
         if access(identity, s) is not Access.NONE and (not status or s.phase.value == status)
     ]
     return SandboxList(sandboxes=[sandbox_out(s) for s in sandboxes])
@@ -202,7 +203,7 @@ def list_sandboxes(
 @router.get("/sandboxes/{sandbox_id}", response_model=SandboxOut)
 def get_sandbox(sandbox_id: SandboxId, request: Request, namespace: Namespace = None) -> SandboxOut:
     """One sandbox."""
-    return sandbox_out(_find(_state(request), _caller(request), sandbox_id, namespace))
+    return sandbox_out(_find(services(request), _caller(request), sandbox_id, namespace))
 
 
 @router.delete("/sandboxes/{sandbox_id}", status_code=204, response_class=Response,
@@ -211,7 +212,7 @@ def delete_sandbox(
     sandbox_id: SandboxId, request: Request, namespace: Namespace = None
 ) -> Response:
     """Delete a sandbox and its workspace (owner or admin)."""
-    cp = _state(request).control_plane
+    cp = services(request).control_plane
     _act(request, "delete", sandbox_id, namespace, Access.OWN,
          lambda s: cp.delete(s.name, s.namespace))
     return Response(status_code=204)
@@ -223,7 +224,7 @@ def stop_sandbox(
     sandbox_id: SandboxId, request: Request, namespace: Namespace = None
 ) -> SandboxOut:
     """Stop a Running sandbox (collaborator, owner or admin)."""
-    cp = _state(request).control_plane
+    cp = services(request).control_plane
     return sandbox_out(_act(request, "stop", sandbox_id, namespace, Access.OPERATE,
                             lambda s: cp.stop(s.name, s.namespace)))
 
@@ -234,7 +235,7 @@ def resume_sandbox(
     sandbox_id: SandboxId, request: Request, namespace: Namespace = None
 ) -> SandboxOut:
     """Resume a Stopped sandbox (collaborator, owner or admin)."""
-    cp = _state(request).control_plane
+    cp = services(request).control_plane
     return sandbox_out(_act(request, "resume", sandbox_id, namespace, Access.OPERATE,
                             lambda s: cp.resume(s.name, s.namespace)))
 
@@ -245,7 +246,7 @@ def exec_command(
     sandbox_id: SandboxId, body: ExecRequest, request: Request, namespace: Namespace = None
 ) -> ExecOut:
     """Run a shell command in a Running sandbox and wait for it (at most ``timeout`` s)."""
-    cp = _state(request).control_plane
+    cp = services(request).control_plane
     result = _act(
         request, "exec", sandbox_id, namespace, Access.OPERATE,
         lambda s: cp.exec(s.name, s.namespace, body.command, float(body.timeout)),
@@ -258,7 +259,7 @@ def exec_command(
 @router.get("/sandboxes/{sandbox_id}/share", response_model=SharingOut)
 def get_sharing(sandbox_id: SandboxId, request: Request, namespace: Namespace = None) -> SharingOut:
     """Who the sandbox is shared with."""
-    return _sharing(_find(_state(request), _caller(request), sandbox_id, namespace))
+    return _sharing(_find(services(request), _caller(request), sandbox_id, namespace))
 
 
 @router.post("/sandboxes/{sandbox_id}/share", response_model=SharingOut,
@@ -267,7 +268,7 @@ def share_sandbox(
     sandbox_id: SandboxId, body: ShareRequest, request: Request, namespace: Namespace = None
 ) -> SharingOut:
     """Grant a user or group viewer or collaborator access (owner or admin)."""
-    cp = _state(request).control_plane
+    cp = services(request).control_plane
     sandbox = _act(
         request, "share", sandbox_id, namespace, Access.OWN,
         lambda s: cp.share(s.name, s.namespace, body.kind, body.identity, body.level),
@@ -285,7 +286,7 @@ def unshare_sandbox(
     namespace: Namespace = None,
 ) -> SharingOut:
     """Revoke every share ``identity`` holds on the sandbox (owner or admin)."""
-    cp = _state(request).control_plane
+    cp = services(request).control_plane
     sandbox = _act(request, "unshare", sandbox_id, namespace, Access.OWN,
                    lambda s: cp.unshare(s.name, s.namespace, identity),
                    request_details={"identity": identity})

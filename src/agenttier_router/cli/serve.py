@@ -37,6 +37,11 @@ def _loopback(host: str) -> bool:
 @click.option("--storage", "storage_url", metavar="URL",
               help="Storage URL (sqlite:///file.db, postgresql://…, mysql://…). "
               "Default: $STORAGE_DSN, else $STORAGE_SQLITE_PATH; with neither, storage is off.")
+@click.option("--control-plane", "control_plane_url", metavar="URL",
+              envvar="AGENTTIER_CONTROL_PLANE",
+              help="Where sandboxes live: local:///path/to/dir (evaluation; default: "
+              "local in --data-dir) or kubernetes://[?context=NAME&namespace=NS]. "
+              "[env: AGENTTIER_CONTROL_PLANE]")
 @click.option("--api-keys", "api_keys", type=click.Path(dir_okay=False, path_type=Path),
               envvar="AGENTTIER_API_KEYS", metavar="FILE",
               help="YAML or JSON list of {key, subject, email, groups}. [env: AGENTTIER_API_KEYS]")
@@ -63,7 +68,8 @@ def _loopback(host: str) -> bool:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True, help="Logging level.")
 def serve(
-    host: str, port: int, storage_url: str | None, api_keys: Path | None, admin_group: str,
+    host: str, port: int, storage_url: str | None, control_plane_url: str | None,
+    api_keys: Path | None, admin_group: str,
     dev_auth: bool, data_dir: Path, spool_dir: Path | None, templates_file: Path | None,
     cost_interval: float, cpu_price: float, memory_price: float, log_level: str,
 ) -> None:
@@ -75,10 +81,12 @@ def serve(
     """
     import uvicorn
 
-    from agenttier_router.api import RouterConfig, create_app
+    from agenttier_router.api import create_app
     from agenttier_router.api.auth import load_keys
+    from agenttier_router.controlplane import ControlPlaneError
     from agenttier_router.controlplane.templates import DEFAULT_TEMPLATES, load_templates
     from agenttier_router.costs import PriceTable
+    from agenttier_router.service import RouterConfig, build_services
 
     logging.basicConfig(level=log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -98,9 +106,14 @@ def serve(
         log.warning(loud)
     url = storage_url if storage_url is not None else url_from_env(os.environ)
     config = RouterConfig(
-        storage_url=url, keys=keys, dev_auth=dev_auth, data_dir=data_dir,
+        storage_url=url, control_plane_url=control_plane_url or None, keys=keys,
+        dev_auth=dev_auth, data_dir=data_dir,
         spool_dir=spool_dir or data_dir / "spool", templates=templates,
         prices=PriceTable(cpu_price, memory_price), cost_interval=cost_interval,
     )
-    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level,
+    try:
+        services = build_services(config)
+    except ControlPlaneError as error:
+        raise click.BadParameter(str(error), param_hint="'--control-plane'") from None
+    uvicorn.run(create_app(services), host=host, port=port, log_level=log_level,
                 timeout_graceful_shutdown=20)

@@ -1,0 +1,48 @@
+"""What the Router is configured with: one value object, built at the edge.
+
+The ``serve`` and ``watch`` commands read flags and the environment and build a
+:class:`RouterConfig`; nothing below them reads the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agenttier_router.controlplane import Template
+from agenttier_router.controlplane.templates import DEFAULT_TEMPLATES
+from agenttier_router.costs import PriceTable
+from agenttier_router.storage import RecorderConfig
+
+if TYPE_CHECKING:  # the API's key store; held here, used only by the API
+    from agenttier_router.api.auth import KeyStore
+
+__all__ = ["RouterConfig"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouterConfig:
+    """Everything the Router is configured with; built by the ``serve`` command.
+
+    ::
+
+        RouterConfig(storage_url="sqlite:///agenttier.db", dev_auth=True)
+    """
+
+    storage_url: str | None = None
+    """Storage URL; None or "" runs the no-op backend (storage off)."""
+    control_plane_url: str | None = None
+    """Where sandboxes live: ``local:///dir`` or ``kubernetes://``; None: local, in ``data_dir``."""
+    keys: KeyStore | None = None
+    dev_auth: bool = False
+    data_dir: Path = Path("agenttier-data")
+    """Where the local control plane keeps sandbox working directories."""
+    spool_dir: Path | None = None
+    """The recorder's spool; None runs without one (records the database refuses are dropped)."""
+    templates: Mapping[str, Template] = field(default_factory=lambda: dict(DEFAULT_TEMPLATES))
+    prices: PriceTable = field(default_factory=PriceTable)
+    cost_interval: float = 60.0
+    recorder: RecorderConfig | None = None
+    """Recorder tuning; its ``spool_dir`` is replaced by ``spool_dir`` above."""
