@@ -25,7 +25,6 @@ from agenttier_router.api.models_sdk import (
     BulkCreateRequest,
     BulkCreateResult,
     CostEstimateOut,
-    CostWindowOut,
     FileEntryOut,
     FileListOut,
     FileWrittenOut,
@@ -172,9 +171,8 @@ def test_cost_estimate_wire_names_and_extras() -> None:
         running_sandboxes=1, stopped_sandboxes=0, total_hourly_compute=0.02,
         total_hourly_storage=0.001, total_estimated_monthly=15.1,
         per_template=[TemplateCostOut(template="minimal", hourly_cost=0.02, count=1)],
-        window=CostWindowOut(since=None, until=None, total_usd=0.5, cpu_hours=1,
-                             mem_gb_hours=2, samples=3)))
+        since="2026-01-01T00:00:00.000000Z", total_usd=0.5))
     assert {"running_sandboxes", "stopped_sandboxes", "total_hourly_compute",
             "total_hourly_storage", "total_estimated_monthly", "per_template"} <= set(body)
     assert body["per_template"] == [{"template": "minimal", "hourly_cost": 0.02, "count": 1}]
-    assert body["window"]["total_usd"] == 0.5
+    assert (body["totalUsd"], body["groupBy"], body["totals"]) == (0.5, "sandbox", [])

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agenttier_router import __version__
 from agenttier_router.service import Services
 
-from . import records, sandboxes
+from . import analytics, files, records, sandboxes, templates
 from .errors import install_error_handlers
 
 __all__ = ["create_app"]
@@ -92,6 +92,9 @@ def create_app(services: Services) -> FastAPI:
     app.add_middleware(_HttpMetrics, registry=services.registry)
     app.include_router(sandboxes.router)
     app.include_router(records.router)
+    app.include_router(files.router)
+    app.include_router(templates.router)
+    app.include_router(analytics.router)
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         """Liveness: the process serves HTTP."""

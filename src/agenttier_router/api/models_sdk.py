@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from .models import CreateSandbox, SandboxOut
+from .models import CostTotalOut, CreateSandbox, SandboxOut
 
 __all__ = [
     "ACTION_GROUPS",
@@ -37,7 +37,6 @@ __all__ = [
     "BulkCreateRequest",
     "BulkCreateResult",
     "CostEstimateOut",
-    "CostWindowOut",
     "FileEntryOut",
     "FileListOut",
     "FileWrittenOut",
@@ -338,20 +337,13 @@ class TemplateCostOut(_Snake):
     count: int
 
 
-class CostWindowOut(_Snake):
-    """What the store's cost snapshots add up to over a window (extra: the SDK ignores it)."""
-
-    since: str | None
-    until: str | None
-    total_usd: float
-    cpu_hours: float
-    mem_gb_hours: float
-    samples: int
-
-
 class CostEstimateOut(_Snake):
-    """``GET /analytics/costs``: the SDK's ``CostEstimate``, priced from real resources,
-    plus ``window`` (stored totals) and ``prices`` (the rates used), which the SDK ignores."""
+    """``GET /analytics/costs``: the SDK's ``CostEstimate``, priced from each sandbox's template,
+    plus what the store's snapshots add up to over a window, and the prices used; the SDK
+    ignores those extra fields (``groupBy``, ``since``, ``until``, ``totals``, ``totalUsd``,
+    ``prices``)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     running_sandboxes: int
     stopped_sandboxes: int
@@ -359,7 +351,11 @@ class CostEstimateOut(_Snake):
     total_hourly_storage: float
     total_estimated_monthly: float
     per_template: list[TemplateCostOut]
-    window: CostWindowOut | None = None
+    group_by: Literal["sandbox", "namespace"] = Field(default="sandbox", alias="groupBy")
+    since: str | None = None
+    until: str | None = None
+    totals: list[CostTotalOut] = Field(default_factory=list)
+    total_usd: float = Field(default=0.0, alias="totalUsd")
     prices: dict[str, float] = Field(default_factory=dict)
 
 

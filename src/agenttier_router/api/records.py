@@ -1,4 +1,6 @@
-"""Reading history back: ``/audit/events``, ``/records/*`` and ``/analytics/costs`` (admins only).
+"""Reading history back: ``/audit/events`` and ``/records/*`` (admins only).
+
+``/analytics/costs`` (in :mod:`.analytics`) adds the stored window totals to the SDK's shape.
 
 ``/audit/events`` answers in the SDK's ``AuditEvent`` shape, from the store,
 newest first. A read sees every record enqueued before it began: it first
@@ -245,19 +247,3 @@ def cost_records(
                         event_id=s.event_id)
         for s in page.items
     ])
-
-
-@router.get("/analytics/costs", response_model=CostTotalsOut)
-def cost_analytics(
-    request: Request,
-    since: Moment = None,
-    until: Moment = None,
-    namespace: Text = None,
-    group_by: Annotated[Literal["sandbox", "namespace"], Query(alias="groupBy")] = "sandbox",
-) -> CostTotalsOut:
-    """Cost per sandbox or namespace over a window (default: the last 30 days; admins only)."""
-    state, _ = _admin(request)
-    end = _moment(until, "until")
-    start = _moment(since, "since") or _days_before(end or datetime.now(UTC), 30)
-    query = _build(CostFilter, namespace=namespace, since=start, until=end)
-    return _totals(state, query, group_by, start, end)

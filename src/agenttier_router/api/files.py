@@ -1,0 +1,184 @@
+"""A sandbox's files: list, read, write and a streamed zip, as the SDK's ``FilesAPI`` calls them.
+
+Owners and admins only, on a Running sandbox (409 otherwise). Every call
+leaves an audit event (``files.list``, ``files.read``, ``files.write``,
+``files.archive``) naming the path, and the bytes for reads and writes;
+refusals are recorded too. Paths follow :mod:`~agenttier_router.controlplane.localfiles`:
+``/workspace`` is the sandbox's directory and nothing leads out of it.
+
+Files are served from planes that keep a sandbox's working directory on this
+machine (the local plane); on any other, these routes answer 503.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path as FsPath
+from typing import Annotated, Protocol, runtime_checkable
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from starlette.convertors import PathConvertor, register_url_convertor
+
+from agenttier_router.controlplane import (
+    ControlPlane,
+    ControlPlaneUnavailable,
+    Phase,
+    Sandbox,
+    SandboxConflict,
+)
+from agenttier_router.controlplane.localfiles import (
+    MAX_FILE_BYTES,
+    WORKSPACE,
+    FileTooLarge,
+    archive,
+    clean_path,
+    list_dir,
+    open_file,
+    write_file,
+)
+
+from .auth import Access
+from .context import services
+from .models import ErrorOut
+from .models_sdk import FileEntryOut, FileListOut, FileWrittenOut
+from .sandboxes import _act
+
+__all__ = ["HasWorkdirs", "router"]
+
+router = APIRouter(prefix="/api/v1", responses={
+    400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut},
+    404: {"model": ErrorOut}, 409: {"model": ErrorOut}, 413: {"model": ErrorOut},
+    503: {"model": ErrorOut},
+})
+
+SandboxId = Annotated[str, Path(min_length=1, max_length=253)]
+Namespace = Annotated[str | None, Query(min_length=1, max_length=63)]
+FilePath = Annotated[str, Query(max_length=4096)]
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+class _AnyPath(PathConvertor):
+    """Starlette's ``path``, but matching CR and LF too, so such a path is a recorded 400."""
+
+    regex = r"[\s\S]*"
+
+
+register_url_convertor("anypath", _AnyPath())
+
+
+@runtime_checkable
+class HasWorkdirs(Protocol):
+    """A control plane whose sandboxes' directories are on this machine."""
+
+    def workdir(self, name: str, namespace: str) -> FsPath:
+        """The directory that is the sandbox's ``/workspace``."""
+
+
+def _root(plane: ControlPlane, sandbox: Sandbox) -> FsPath:
+    """The sandbox's directory, once it is Running on a plane that has one."""
+    if sandbox.phase is not Phase.RUNNING:
+        raise SandboxConflict(f"sandbox {sandbox.name!r} is not running "
+                              f"(it is {sandbox.phase.value})")
+    if not isinstance(plane, HasWorkdirs):
+        raise ControlPlaneUnavailable("file transfer is not available on this control plane",
+                                      retry_after=3600)
+    return plane.workdir(sandbox.name, sandbox.namespace)
+
+
+def _shown(path: str) -> str:
+    """The path as recorded: cleaned when it can be, else as sent (cut short)."""
+    try:
+        return clean_path(path)[0]
+    except ValueError:
+        return path[:256]
+
+
+def _attachment(name: str) -> str:
+    safe = _UNSAFE.sub("", name) or "file"
+    return f'attachment; filename="{safe}"'
+
+
+@router.get("/sandboxes/{sandbox_id}/files/", response_model=FileListOut)
+def list_files(sandbox_id: SandboxId, request: Request, path: FilePath = WORKSPACE,
+               namespace: Namespace = None) -> FileListOut:
+    """List a directory in the sandbox (default ``/workspace``)."""
+    plane = services(request).control_plane
+    listing = _act(request, "files.list", sandbox_id, namespace, Access.OWN,
+                   lambda s: list_dir(_root(plane, s), path),
+                   details=lambda found: {"entries": len(found.entries)},
+                   request_details={"path": _shown(path)})
+    return FileListOut(path=listing.path, entries=[
+        FileEntryOut(name=e.name, size=e.size, is_dir=e.is_dir, mode=e.mode,
+                     modified_at=e.modified_at) for e in listing.entries])
+
+
+@router.get("/sandboxes/{sandbox_id}/files/{file_path:anypath}", response_class=StreamingResponse,
+            responses={200: {"content": {"application/octet-stream": {}}}})
+def read_file(sandbox_id: SandboxId, file_path: str, request: Request,
+              namespace: Namespace = None) -> StreamingResponse:
+    """Download one file (at most 32 MiB), streamed."""
+    plane = services(request).control_plane
+    opened = _act(request, "files.read", sandbox_id, namespace, Access.OWN,
+                  lambda s: open_file(_root(plane, s), file_path),
+                  details=lambda o: {"bytes": o.size},
+                  request_details={"path": _shown(file_path)})
+    return StreamingResponse(opened.chunks(), media_type="application/octet-stream", headers={
+        "Content-Length": str(opened.size), "Content-Disposition": _attachment(opened.name)})
+
+
+async def _body(request: Request) -> bytes | None:
+    """The request body, or None once it passes 32 MiB (the rest is not read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FILE_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_FILE_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.put("/sandboxes/{sandbox_id}/files/{file_path:anypath}", status_code=201,
+            response_model=FileWrittenOut)
+async def write_file_route(sandbox_id: SandboxId, file_path: str, request: Request,
+                           namespace: Namespace = None) -> FileWrittenOut:
+    """Create or replace a file from the raw body (at most 32 MiB); parents are made."""
+    plane = services(request).control_plane
+    body = await _body(request)
+
+    def write(sandbox: Sandbox) -> int:
+        root = _root(plane, sandbox)
+        if body is None:
+            raise FileTooLarge(f"payload exceeds {MAX_FILE_BYTES} bytes")
+        return write_file(root, file_path, body)
+
+    shown = _shown(file_path)
+    written = await run_in_threadpool(
+        _act, request, "files.write", sandbox_id, namespace, Access.OWN, write,
+        lambda n: {"bytes": n}, {"path": shown})
+    return FileWrittenOut(path=shown, bytes=written)
+
+
+@router.get("/sandboxes/{sandbox_id}/archive", response_class=StreamingResponse,
+            responses={200: {"content": {"application/zip": {}}}})
+def archive_files(sandbox_id: SandboxId, request: Request, path: FilePath = WORKSPACE,
+                  namespace: Namespace = None) -> StreamingResponse:
+    """Download a directory (default ``/workspace``) as a zip, streamed as it is made."""
+    plane = services(request).control_plane
+    found: list[Sandbox] = []
+
+    def start(sandbox: Sandbox) -> Iterator[bytes]:
+        found.append(sandbox)
+        return archive(_root(plane, sandbox), path)
+
+    stream = _act(request, "files.archive", sandbox_id, namespace, Access.OWN, start,
+                  request_details={"path": _shown(path)})
+    base = _UNSAFE.sub("", found[0].name + "-" + (FsPath(_shown(path)).name or "workspace"))
+    return StreamingResponse(stream, media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{base}.zip"'})
