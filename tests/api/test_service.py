@@ -26,6 +26,12 @@ SDK_PATHS = {
     "/api/v1/user/me": {"get"},
     "/api/v1/audit/events": {"get"},
     "/api/v1/analytics/costs": {"get"},
+    "/api/v1/analytics/usage": {"get"},
+    "/api/v1/templates": {"get"},
+    "/api/v1/templates/{name}": {"get"},
+    "/api/v1/sandboxes/{sandbox_id}/files/": {"get"},
+    "/api/v1/sandboxes/{sandbox_id}/files/{file_path}": {"get", "put"},
+    "/api/v1/sandboxes/{sandbox_id}/archive": {"get"},
     "/api/v1/records/sandbox-events": {"get"},
     "/api/v1/records/costs": {"get"},
 }
