@@ -310,7 +310,7 @@ def read_file(root: Path, path: str, *, max_bytes: int = MAX_FILE_BYTES) -> byte
 
 # -- write ------------------------------------------------------------------------
 
-def write_file(root: Path, path: str, data: bytes | Iterable[bytes], *,
+def write_file(root: Path, path: str, data: bytes | bytearray | Iterable[bytes], *,
                max_bytes: int = MAX_FILE_BYTES) -> int:
     """Write ``data`` (bytes, or an iterable of chunks) to ``path`` atomically; return its size.
 
@@ -322,7 +322,8 @@ def write_file(root: Path, path: str, data: bytes | Iterable[bytes], *,
     cleaned, parts = clean_path(path)
     if not parts:
         raise InvalidRequest(f"{cleaned} is a directory")
-    chunks: Iterable[bytes] = [data] if isinstance(data, bytes) else data
+    chunks: Iterable[bytes | bytearray] = (
+        [data] if isinstance(data, bytes | bytearray) else data)
     parent = _walk(root, parts[:-1], create=True)
     name = parts[-1]
     temp = f".agenttier-{secrets.token_hex(8)}.tmp"
