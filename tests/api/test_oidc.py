@@ -36,6 +36,7 @@ def issuer() -> Iterator[LocalIssuer]:
 
 def verifier_for(issuer: LocalIssuer, **options: object) -> OidcVerifier:
     options.setdefault("refresh_interval", 0.0)
+    options.setdefault("cache_seconds", 0.0)  # every call verifies; the cache has its own tests
     return OidcVerifier(issuer.url, AUDIENCE, admin_group="agenttier-admins",
                         **options)  # type: ignore[arg-type]
 
@@ -278,3 +279,38 @@ def test_known_keys_keep_working_while_the_issuer_is_down() -> None:
     assert verifier.verify(good).subject == "alice"
     with pytest.raises(IdpUnavailable):
         verifier.verify(rotated)
+
+
+# -- the cache of verified tokens -----------------------------------------------------
+
+def test_a_verified_token_is_remembered(issuer: LocalIssuer) -> None:
+    verifier = verifier_for(issuer, cache_seconds=60.0, jwks_ttl=0.0)
+    token = issuer.token()
+    first = verifier.verify(token)
+    fetched = dict(issuer.fetches)
+    assert verifier.verify(token) is first  # not verified again: no key fetch despite ttl 0
+    assert issuer.fetches == fetched
+
+
+def test_only_good_tokens_are_remembered(issuer: LocalIssuer) -> None:
+    verifier = verifier_for(issuer, cache_seconds=60.0)
+    expired = issuer.token(exp=int(time.time()) - 120)
+    for _ in range(2):
+        with pytest.raises(InvalidToken, match="expired"):
+            verifier.verify(expired)
+
+
+def test_without_the_cache_a_withdrawn_key_fails_at_its_next_fetch(issuer: LocalIssuer) -> None:
+    verifier = verifier_for(issuer, jwks_ttl=0.0)
+    token = issuer.token()
+    verifier.verify(token)
+    issuer.keys = [new_key("rsa-2")]
+    with pytest.raises(InvalidToken, match="no signing key 'rsa-1'"):
+        verifier.verify(token)
+
+
+def test_the_cache_is_bounded(issuer: LocalIssuer) -> None:
+    verifier = verifier_for(issuer, cache_seconds=60.0, cache_size=3)
+    for i in range(10):
+        verifier.verify(issuer.token(sub=f"user-{i}"))
+    assert len(verifier._verified) == 3

@@ -24,6 +24,8 @@ The errors::
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import ipaddress
 import json
 import logging
@@ -112,7 +114,11 @@ class OidcVerifier:
     re-fetch; if that re-fetch fails, the keys already known keep working.
     ``refresh_interval`` is the least time between two fetches caused by
     unknown key ids, so tokens with made-up ``kid`` values cannot make the
-    Router hammer the identity provider. Safe to use from several threads.
+    Router hammer the identity provider. A token that passed is remembered
+    (by its SHA-256) for ``cache_seconds`` or until it expires, whichever is
+    first, so a client re-sending it is not re-verified each time: a key the
+    issuer withdraws stops its tokens within that time. Safe to use from
+    several threads.
     """
 
     def __init__(
@@ -128,6 +134,8 @@ class OidcVerifier:
         jwks_ttl: float = 3600.0,
         refresh_interval: float = 10.0,
         verify_tls: bool | str = True,
+        cache_seconds: float = 60.0,
+        cache_size: int = 4096,
     ) -> None:
         if not audience:
             raise OidcConfigError("an OIDC audience is required")
@@ -148,6 +156,9 @@ class OidcVerifier:
         self._fetched_at: float | None = None
         self._last_attempt = -float("inf")
         self._last_failure: str | None = None
+        self._cache_seconds = cache_seconds
+        self._cache_size = cache_size
+        self._verified: dict[bytes, tuple[Identity, float]] = {}
 
     def __repr__(self) -> str:
         return (f"OidcVerifier(issuer={self._issuer!r}, audience={self._audience!r}, "
@@ -167,6 +178,10 @@ class OidcVerifier:
         """
         if not token or len(token) > _MAX_TOKEN:
             raise InvalidToken("the token is empty or too long")
+        digest = hashlib.sha256(token.encode("utf-8", "replace")).digest()
+        remembered = self._verified.get(digest)
+        if remembered is not None and time.time() < remembered[1]:
+            return remembered[0]
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as error:
@@ -197,7 +212,18 @@ class OidcVerifier:
             raise InvalidToken("the token's signature does not verify") from None
         except jwt.PyJWTError as error:
             raise InvalidToken(f"invalid token: {error}") from None
-        return self._identity(claims)
+        identity = self._identity(claims)
+        self._remember(digest, identity, claims)
+        return identity
+
+    def _remember(self, digest: bytes, identity: Identity, claims: Mapping[str, Any]) -> None:
+        if self._cache_seconds <= 0:
+            return
+        until = min(float(claims["exp"]) + self._leeway, time.time() + self._cache_seconds)
+        if len(self._verified) >= self._cache_size:  # the oldest entry goes (dicts keep order)
+            with contextlib.suppress(StopIteration, KeyError, RuntimeError):
+                del self._verified[next(iter(self._verified))]
+        self._verified[digest] = (identity, until)
 
     def refresh(self) -> None:
         """Fetch the discovery document (once) and the keys now; raise IdpUnavailable if not."""
