@@ -32,6 +32,8 @@ SDK_PATHS = {
     "/api/v1/sandboxes/{sandbox_id}/files/": {"get"},
     "/api/v1/sandboxes/{sandbox_id}/files/{file_path}": {"get", "put"},
     "/api/v1/sandboxes/{sandbox_id}/archive": {"get"},
+    "/api/v1/sandboxes/bulk": {"post"},
+    "/api/v1/sandboxes/bulk-action": {"post"},
     "/api/v1/records/sandbox-events": {"get"},
     "/api/v1/records/costs": {"get"},
 }

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agenttier_router import __version__
 from agenttier_router.service import Services
 
-from . import analytics, files, records, sandboxes, templates
+from . import analytics, bulk, files, records, sandboxes, templates
 from .errors import install_error_handlers
 
 __all__ = ["create_app"]
@@ -90,6 +90,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(_HttpMetrics, registry=services.registry)
+    app.include_router(bulk.router)  # before sandboxes: /sandboxes/bulk is not a sandbox id
     app.include_router(sandboxes.router)
     app.include_router(records.router)
     app.include_router(files.router)
