@@ -33,6 +33,8 @@ SDK_PATHS = {
     "/api/v1/sandboxes/{sandbox_id}/files/{file_path}": {"get", "put"},
     "/api/v1/sandboxes/{sandbox_id}/archive": {"get"},
     "/api/v1/sandboxes/bulk": {"post"},
+    "/api/v1/admin/sandboxes": {"get"},
+    "/api/v1/admin/sharing": {"get"},
     "/api/v1/sandboxes/bulk-action": {"post"},
     "/api/v1/records/sandbox-events": {"get"},
     "/api/v1/records/costs": {"get"},

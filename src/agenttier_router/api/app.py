@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agenttier_router import __version__
 from agenttier_router.service import Services
 
-from . import analytics, bulk, files, records, sandboxes, templates
+from . import admin, analytics, bulk, files, records, sandboxes, templates
 from .errors import install_error_handlers
 
 __all__ = ["create_app"]
@@ -96,6 +96,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(files.router)
     app.include_router(templates.router)
     app.include_router(analytics.router)
+    app.include_router(admin.router)
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         """Liveness: the process serves HTTP."""
