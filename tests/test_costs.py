@@ -95,7 +95,7 @@ def test_price_table_refuses_bad_prices(price: object, error: type[Exception]) -
 def test_prices_set_the_usd() -> None:
     snapshots: list[CostSnapshot] = []
     prices = PriceTable(cpu_per_vcpu_hour=2.0, memory_per_gib_hour=0.5)
-    sampler = CostSampler(snapshots.append, prices, clock=FakeClock())
+    sampler = CostSampler(snapshots.append, prices, interval=3600, clock=FakeClock())
     sampler.observe(_transition(Phase.RUNNING, _t(0), template=Template("big", 4, 8)))
     sampler.observe(_transition(Phase.STOPPED, _t(1800), template=Template("big", 4, 8)))
     [snapshot] = snapshots
@@ -103,7 +103,7 @@ def test_prices_set_the_usd() -> None:
     assert snapshot.estimated_usd == 2.0 * 2.0 + 4.0 * 0.5
 
 
-@pytest.mark.parametrize("interval", [0, -1, float("nan"), float("inf"), True])
+@pytest.mark.parametrize("interval", [0, -1, 1e-4, float("nan"), float("inf"), True])
 def test_sampler_refuses_a_bad_interval(interval: float) -> None:
     with pytest.raises(ValueError, match="interval"):
         CostSampler(lambda s: None, PRICES, interval=interval)
@@ -127,23 +127,54 @@ def test_start_stop_resume_delete_sums_exactly() -> None:
     sampler.observe(_transition(Phase.DELETING, _t(400.5)))
     sampler.observe(_transition(Phase.DELETING, _t(400.6)))  # "Deleted": nothing more
     sampler.tick(_t(500))
-    assert [s.time for s in snapshots] == [_t(70), _t(100.000001), _t(250), _t(400.5)]
+    # One snapshot per bucket of 60 s that each running stretch touches, ending at a
+    # bucket's edge or at the stretch's end; the tick at 250 closes buckets up to 240.
+    assert [s.time for s in snapshots] == [
+        _t(60), _t(100.000001), _t(240), _t(300), _t(360), _t(400.5)]
     assert all((s.sandbox_id, s.namespace) == ("sb", "ns") for s in snapshots)
-    assert len({s.event_id for s in snapshots}) == 4
+    assert len({s.event_id for s in snapshots}) == 6
     _assert_close(_totals(snapshots), _expected(90.000001 + 200.5))
 
 
-def test_a_tick_splits_an_interval() -> None:
+def test_snapshots_are_cut_at_bucket_edges_whatever_the_ticks() -> None:
+    snapshots: list[CostSnapshot] = []
+    sampler = CostSampler(snapshots.append, PRICES, clock=FakeClock())
+    sampler.observe(_transition(Phase.RUNNING, _t(15)))
+    sampler.tick(_t(59))   # bucket [0, 60) still open: nothing
+    assert snapshots == []
+    sampler.tick(_t(200))  # closes [0, 60), [60, 120), [120, 180)
+    sampler.observe(_transition(Phase.STOPPED, _t(190)))
+    assert [s.time for s in snapshots] == [_t(60), _t(120), _t(180), _t(190)]
+    for snapshot, seconds in zip(snapshots, [45, 60, 60, 10], strict=True):
+        _assert_close((snapshot.cpu_hours, snapshot.mem_gb_hours, snapshot.estimated_usd),
+                      _expected(seconds))
+
+
+def test_the_same_stretch_seen_twice_gives_the_same_snapshots_and_ids() -> None:
+    """Two replicas, or a restart re-observing a stretch, compute the same records."""
+    ticking: list[CostSnapshot] = []
+    late: list[CostSnapshot] = []
+    one = CostSampler(ticking.append, PRICES, clock=FakeClock())
+    one.observe(_transition(Phase.RUNNING, _t(30)))
+    one.tick(_t(70))
+    one.tick(_t(185))
+    one.observe(_transition(Phase.STOPPED, _t(200)))
+    other = CostSampler(late.append, PRICES, clock=FakeClock())
+    other.observe(_transition(Phase.RUNNING, _t(30)))
+    other.observe(_transition(Phase.STOPPED, _t(200)))
+    assert late == ticking
+
+
+def test_a_new_stretch_in_the_same_bucket_has_its_own_id() -> None:
     snapshots: list[CostSnapshot] = []
     sampler = CostSampler(snapshots.append, PRICES, clock=FakeClock())
     sampler.observe(_transition(Phase.RUNNING, _t(0)))
-    sampler.tick(_t(60))
-    sampler.tick(_t(90))
-    sampler.observe(_transition(Phase.STOPPED, _t(100)))
-    first, second, last = snapshots
-    _assert_close((first.cpu_hours, first.mem_gb_hours, first.estimated_usd), _expected(60))
-    _assert_close((second.cpu_hours, second.mem_gb_hours, second.estimated_usd), _expected(30))
-    _assert_close((last.cpu_hours, last.mem_gb_hours, last.estimated_usd), _expected(10))
+    sampler.observe(_transition(Phase.STOPPED, _t(10)))
+    sampler.observe(_transition(Phase.RUNNING, _t(20)))
+    sampler.observe(_transition(Phase.STOPPED, _t(30)))
+    first, second = snapshots
+    assert first.event_id != second.event_id
+    _assert_close(_totals(snapshots), _expected(20))
 
 
 def test_leaving_running_by_error_is_a_final_snapshot() -> None:
@@ -164,10 +195,10 @@ def test_tick_uses_the_clock_by_default() -> None:
     clock = FakeClock(_t(0))
     sampler = CostSampler(snapshots.append, PRICES, clock=clock)
     sampler.observe(_transition(Phase.RUNNING, _t(0)))
-    clock.now = _t(45)
+    clock.now = _t(75)
     sampler.tick()
-    assert [s.time for s in snapshots] == [_t(45)]
-    _assert_close(_totals(snapshots), _expected(45))
+    assert [s.time for s in snapshots] == [_t(60)]
+    _assert_close(_totals(snapshots), _expected(60))
 
 
 def test_a_clock_going_back_emits_nothing_negative() -> None:
@@ -175,12 +206,11 @@ def test_a_clock_going_back_emits_nothing_negative() -> None:
     sampler = CostSampler(snapshots.append, PRICES, clock=FakeClock())
     sampler.observe(_transition(Phase.RUNNING, _t(100)))
     sampler.tick(_t(50))
-    sampler.observe(_transition(Phase.STOPPED, _t(160)))
-    assert [s.time for s in snapshots] == [_t(160)]
-    _assert_close(_totals(snapshots), _expected(60))
+    sampler.observe(_transition(Phase.STOPPED, _t(90)))  # before it started: nothing
+    assert snapshots == []
 
 
-def test_close_emits_a_last_snapshot_and_ends_accrual() -> None:
+def test_close_emits_closed_buckets_only_and_ends_accrual() -> None:
     snapshots: list[CostSnapshot] = []
     clock = FakeClock(_t(0))
     sampler = CostSampler(snapshots.append, PRICES, clock=clock)
@@ -190,15 +220,14 @@ def test_close_emits_a_last_snapshot_and_ends_accrual() -> None:
     sampler.tick(_t(40))
     clock.now = _t(100)
     sampler.close()
-    assert [(s.sandbox_id, s.time) for s in snapshots] == [
-        ("b", _t(30)), ("a", _t(40)), ("a", _t(100)),
-    ]
-    _assert_close(_totals(snapshots, "a"), _expected(100))
+    # "a" still runs: the open bucket [60, 120) is left whole to whoever sees it end.
+    assert [(s.sandbox_id, s.time) for s in snapshots] == [("b", _t(30)), ("a", _t(60))]
+    _assert_close(_totals(snapshots, "a"), _expected(60))
     _assert_close(_totals(snapshots, "b"), _expected(10))
     sampler.observe(_transition(Phase.RUNNING, _t(110), name="c"))
     sampler.tick(_t(200))
     sampler.close()
-    assert len(snapshots) == 3  # nothing after close
+    assert len(snapshots) == 2  # nothing after close
 
 
 def test_many_sandboxes_random_lifecycles_sum_exactly() -> None:
@@ -226,9 +255,9 @@ def test_many_sandboxes_random_lifecycles_sum_exactly() -> None:
             running_seconds[name] += now - since
             running_since[name] = None
     now += timedelta(seconds=1)
-    sampler.tick(now)
     for name, since in running_since.items():
         if since is not None:
+            sampler.observe(_transition(Phase.STOPPED, now, name, template=templates[name]))
             running_seconds[name] += now - since
     for name, template in templates.items():
         _assert_close(_totals(snapshots, name),
@@ -252,9 +281,9 @@ def test_a_failing_emit_is_logged_and_the_next_tick_covers_its_interval(
         sampler.tick(_t(60))  # does not raise
     assert "recorder is down" in caplog.text
     failing[0] = False
-    sampler.tick(_t(90))
-    assert len(snapshots) == 1
-    _assert_close(_totals(snapshots), _expected(90))
+    sampler.tick(_t(130))
+    assert [s.time for s in snapshots] == [_t(60), _t(120)]
+    _assert_close(_totals(snapshots), _expected(120))
 
 
 def test_observe_never_raises(caplog: pytest.LogCaptureFixture) -> None:
@@ -267,7 +296,7 @@ def test_observe_never_raises(caplog: pytest.LogCaptureFixture) -> None:
     assert caplog.text.count("could not observe") == 2
 
 
-def test_the_background_thread_ticks_and_close_completes_the_sum() -> None:
+def test_the_background_thread_ticks_each_closed_bucket() -> None:
     snapshots: list[CostSnapshot] = []
     lock = threading.Lock()
 
@@ -285,9 +314,12 @@ def test_the_background_thread_ticks_and_close_completes_the_sum() -> None:
     while len(snapshots) < 3 and time.monotonic() < deadline:
         time.sleep(0.005)
     sampler.close()
-    assert len(snapshots) >= 4  # at least three ticks and close's last snapshot
-    assert snapshots[-1].time == clock.now
-    _assert_close(_totals(snapshots), _expected((clock.now - T0).total_seconds()))
+    assert len(snapshots) >= 3
+    # Buckets of 10 ms, each closed bucket emitted whole, up to the last tick's reading.
+    last = snapshots[-1].time
+    assert last == sampler.bucket_start(clock.now)
+    assert [s.time for s in snapshots] == sorted({s.time for s in snapshots})
+    _assert_close(_totals(snapshots), _expected((last - T0).total_seconds()))
 
 
 def test_wired_to_the_local_control_plane(tmp_path: Path) -> None:
@@ -317,6 +349,7 @@ def test_wired_to_the_local_control_plane(tmp_path: Path) -> None:
     times = {(t.phase, t.reason): t.time for t in seen}
     seconds = ((times[Phase.STOPPED, "Stopped"] - times[Phase.RUNNING, "Started"])
                + (times[Phase.DELETING, "Deleting"] - times[Phase.RUNNING, "Resumed"]))
-    assert len(snapshots) == 4
+    assert len(snapshots) >= 2
+    assert len({s.event_id for s in snapshots}) == len(snapshots)
     _assert_close(_totals(snapshots),
                   _expected(seconds.total_seconds(), DEFAULT_TEMPLATES["general-coding"]))

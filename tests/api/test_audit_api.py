@@ -63,6 +63,8 @@ def history(store_url: str, tmp_path: Path) -> Iterator[History]:
         bob = router.http("bob")
         assert bob.post("/sandboxes/sb-a/exec", json={"command": "id"}).status_code == 404
         router.client("carol").create_sandbox("minimal", "sb-c")
+        # Reads wait only briefly for records still queued; on a loaded machine, more.
+        assert router.state.recorder.flush(10)
         yield History(router, router.http("carol"), store_url)
 
 

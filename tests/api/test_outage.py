@@ -57,7 +57,9 @@ def _exactly_once(url: str, sandboxes: list[str]) -> None:
     assert Counter((e.sandbox_id, e.reason) for e in transitions) == Counter(
         {(name, reason): 1 for name in sandboxes for reason in ("Created", "Started", "Stopped")})
     costs = stored_costs(url)
-    assert sorted(c.sandbox_id for c in costs) == sorted(sandboxes)
+    # One snapshot per minute-aligned bucket each sandbox ran in: one, or two across a minute.
+    assert {c.sandbox_id for c in costs} == set(sandboxes)
+    assert all(1 <= sum(c.sandbox_id == name for c in costs) <= 2 for name in sandboxes)
     for records in (audit, transitions, costs):
         ids = [r.event_id for r in records]
         assert len(ids) == len(set(ids))

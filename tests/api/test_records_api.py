@@ -51,6 +51,8 @@ def history(store_url: str, tmp_path: Path) -> Iterator[History]:
         for name in ("sb-a", "sb-b"):
             wait_phase(alice, name)
             alice.get_sandbox(name).stop()
+        # Reads wait only briefly for records still queued; on a loaded machine, more.
+        assert router.state.recorder.flush(10)
         yield History(router, router.http("carol"), store_url)
 
 

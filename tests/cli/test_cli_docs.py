@@ -35,6 +35,7 @@ def test_the_tree_is_the_documented_one() -> None:
         "records costs",
         "records sandbox-events",
         "serve",
+        "watch",
     ]
 
 

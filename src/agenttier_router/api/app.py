@@ -73,8 +73,12 @@ class _HttpMetrics:
             self.requests.labels(scope["method"], route, str(status)).inc()
 
 
-def create_app(services: Services) -> FastAPI:
-    """Build the HTTP API over ``services``; the app's lifespan starts and closes them."""
+def create_app(services: Services, *, api: bool = True) -> FastAPI:
+    """Build the HTTP API over ``services``; the app's lifespan starts and closes them.
+
+    With ``api=False`` it serves only ``/healthz``, ``/readyz`` and ``/metrics``:
+    the headless recorder (``agenttier-router watch``).
+    """
     recorder = services.recorder
     storage = services.storage
 
@@ -90,13 +94,14 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(_HttpMetrics, registry=services.registry)
-    app.include_router(bulk.router)  # before sandboxes: /sandboxes/bulk is not a sandbox id
-    app.include_router(sandboxes.router)
-    app.include_router(records.router)
-    app.include_router(files.router)
-    app.include_router(templates.router)
-    app.include_router(analytics.router)
-    app.include_router(admin.router)
+    if api:
+        app.include_router(bulk.router)  # before sandboxes: /sandboxes/bulk is no sandbox id
+        app.include_router(sandboxes.router)
+        app.include_router(records.router)
+        app.include_router(files.router)
+        app.include_router(templates.router)
+        app.include_router(analytics.router)
+        app.include_router(admin.router)
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         """Liveness: the process serves HTTP."""

@@ -18,6 +18,7 @@ from agenttier_router.storage import StorageError
 from .db import db
 from .records import records
 from .serve import serve
+from .watch import watch
 
 __all__ = ["PROG", "cli", "main"]
 
@@ -50,6 +51,7 @@ def cli() -> None:
 cli.add_command(db)
 cli.add_command(records)
 cli.add_command(serve)
+cli.add_command(watch)
 
 
 def _one_line(text: str) -> str:

@@ -48,8 +48,9 @@ from .base import (
     Transition,
     TransitionSink,
 )
+from .localstate import STATE_FILE, SandboxStore, Saved
 
-__all__ = ["LocalControlPlane"]
+__all__ = ["HEARTBEAT", "LocalControlPlane"]
 
 _log = logging.getLogger(__name__)
 
@@ -65,6 +66,10 @@ _READ_SIZE = 1 << 16
 _DRAIN_READS = 32  # x 64 KiB: more than a pipe can hold
 _SETUP_THREADS = 4
 _POLL = 0.05  # seconds between checks on the command when pidfd_open is unavailable
+
+HEARTBEAT = 5.0
+"""Seconds between the plane's heartbeats: a killed Router's sandboxes are taken to have
+stopped at the last one, so at most this much of their running time goes uncounted."""
 
 
 def _utcnow() -> datetime:
@@ -94,12 +99,23 @@ class _Entry:
     # Serialises making and removing the working directory.
     dir_lock: threading.Lock = field(default_factory=threading.Lock)
     transitions: int = 0  # how many this sandbox has had: the sequence in each one's id
+    running_since: datetime | None = None  # when its current running stretch began
+    running_id: str = ""  # and the id of the transition that began it
 
     def transition(self, phase: Phase, reason: str, message: str, time: datetime) -> None:
         """Queue a transition of the sandbox as it is now, with the next stable id."""
         self.transitions += 1
-        self.pending.append(Transition(self.sandbox, phase, reason, message, time,
-                                       id=f"{self.sandbox.uid}/{self.transitions}"))
+        transition = Transition(self.sandbox, phase, reason, message, time,
+                                id=f"{self.sandbox.uid}/{self.transitions}")
+        if phase is Phase.RUNNING:
+            self.running_since, self.running_id = time, transition.id
+        else:
+            self.running_since, self.running_id = None, ""
+        self.pending.append(transition)
+
+    def saved(self) -> Saved:
+        """The entry as the plane's store keeps it."""
+        return Saved(self.sandbox, self.transitions, self.running_since, self.running_id)
 
 
 class LocalControlPlane:
@@ -114,8 +130,16 @@ class LocalControlPlane:
     per sandbox, a scrubbed environment (``PATH``, ``HOME``, ``LANG``, ``TERM`` only,
     so the Router's secrets never reach a command), timeouts that kill the command's
     whole process group, and output capped at 1 MiB per stream. A command's
-    background processes do not outlive its exec. Sandboxes live in memory: they go
-    with the process; a new sandbox never sees a directory an earlier one left.
+    background processes do not outlive its exec. A new sandbox never sees a
+    directory an earlier one left.
+
+    Sandboxes outlive the process: each change is saved in ``root/sandboxes.db``.
+    :meth:`close` stops the Running ones (reason ``RouterShutdown``); at the next
+    start they come back Stopped, with their files. If the process was killed
+    instead, the next start re-announces each running stretch under its original
+    transition id (so it is stored once) and stops it at the last heartbeat
+    (reason ``RouterStopped``), so its history and final cost snapshot are whole.
+    A Creating sandbox is set up again; a Deleting one is deleted.
 
     Every transition reaches ``on_transition`` in order for each sandbox, and
     before the call that caused it returns (setup's come from a background
@@ -142,6 +166,11 @@ class LocalControlPlane:
         self._namespaces: dict[str, set[str]] = {}  # name -> the namespaces that hold one
         self._closed = False
         self._setup = ThreadPoolExecutor(_SETUP_THREADS, thread_name_prefix="sandbox-setup")
+        self._store = SandboxStore(self._root / STATE_FILE)
+        self._beating = threading.Event()
+        self._restore()
+        self._heart = threading.Thread(target=self._beat, name="sandbox-heartbeat", daemon=True)
+        self._heart.start()
 
     def __repr__(self) -> str:
         return f"LocalControlPlane(root={str(self._root)!r}, sandboxes={len(self._sandboxes)})"
@@ -183,6 +212,7 @@ class LocalControlPlane:
             self._sandboxes[namespace, name] = entry
             self._namespaces.setdefault(name, set()).add(namespace)
             entry.transition(Phase.CREATING, "Created", "", now)
+            self._store.save(entry.saved())
             self._setup.submit(self._set_up, entry)
         self._flush(entry)
         return sandbox
@@ -214,6 +244,7 @@ class LocalControlPlane:
     def stop(self, name: str, namespace: str) -> Sandbox:
         """Running -> Stopped, killing any command still running in it."""
         with self._lock:
+            self._check_open()
             entry = self._entry(name, namespace)
             _require(entry, Phase.RUNNING, "stop")
             _kill_execs(entry, "the sandbox was stopped")
@@ -224,6 +255,7 @@ class LocalControlPlane:
     def resume(self, name: str, namespace: str) -> Sandbox:
         """Stopped -> Running."""
         with self._lock:
+            self._check_open()
             entry = self._entry(name, namespace)
             _require(entry, Phase.STOPPED, "resume")
             sandbox = self._move(entry, Phase.RUNNING, "Resumed")
@@ -238,12 +270,18 @@ class LocalControlPlane:
         stays listed so that delete can be retried, and :class:`ControlPlaneError` is raised.
         """
         with self._lock:
+            self._check_open()
             entry = self._entry(name, namespace)
             if entry.sandbox.phase is Phase.DELETING:
                 raise SandboxConflict(f"{_describe(name, namespace)} is already Deleting")
             _kill_execs(entry, "the sandbox was deleted")
             self._move(entry, Phase.DELETING, "Deleting")
         self._flush(entry)
+        self._finish_delete(entry)
+
+    def _finish_delete(self, entry: _Entry) -> None:
+        """Remove a Deleting sandbox's directory, then forget it (or move it to Error)."""
+        name, namespace = entry.sandbox.name, entry.sandbox.namespace
         try:
             # Setup checks the phase under this lock, so no directory appears after this.
             with entry.dir_lock:
@@ -256,6 +294,7 @@ class LocalControlPlane:
             raise ControlPlaneError(f"could not delete {_describe(name, namespace)}") from error
         with self._lock:
             del self._sandboxes[namespace, name]
+            self._store.forget(namespace, name)
             spaces = self._namespaces[name]
             spaces.discard(namespace)
             if not spaces:
@@ -296,6 +335,7 @@ class LocalControlPlane:
             raise InvalidRequest(f"level must be 'viewer' or 'collaborator' (got {level!r})")
         _check_identity(identity)
         with self._lock:
+            self._check_open()
             entry = self._entry(name, namespace)
             _refuse_deleting(entry, "share")
             old = entry.sandbox.shares
@@ -304,12 +344,14 @@ class LocalControlPlane:
             else:
                 shares = Shares(users=old.users, groups=_frozen({**old.groups, identity: level}))
             entry.sandbox = replace(entry.sandbox, shares=shares)
+            self._store.save(entry.saved())
             return entry.sandbox
 
     def unshare(self, name: str, namespace: str, identity: str) -> Sandbox:
         """Revoke every share ``identity`` holds, as a user or as a group (none is fine)."""
         _check_identity(identity)
         with self._lock:
+            self._check_open()
             entry = self._entry(name, namespace)
             _refuse_deleting(entry, "unshare")
             old = entry.sandbox.shares
@@ -318,18 +360,70 @@ class LocalControlPlane:
                 groups=_frozen({k: v for k, v in old.groups.items() if k != identity}),
             )
             entry.sandbox = replace(entry.sandbox, shares=shares)
+            self._store.save(entry.saved())
             return entry.sandbox
 
     def close(self) -> None:
-        """Kill every running command and stop the setup threads; create and exec then refuse.
+        """Kill every command, stop every Running sandbox, and stop; every action then refuses.
 
-        Sandboxes stay in memory and their directories on disk.
+        The sandboxes stay saved and their directories on disk, for the next start.
+        Closing twice is harmless.
         """
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
-            for entry in self._sandboxes.values():
+            entries = list(self._sandboxes.values())
+            for entry in entries:
                 _kill_execs(entry, "the control plane was closed")
+                if entry.sandbox.phase is Phase.RUNNING:
+                    self._move(entry, Phase.STOPPED, "RouterShutdown", "the Router shut down")
         self._setup.shutdown(wait=True, cancel_futures=True)
+        for entry in entries:
+            self._flush(entry)
+        self._beating.set()
+        self._heart.join()
+        self._store.beat(self._clock())
+        self._store.close()
+
+    def _restore(self) -> None:
+        """Bring back the saved sandboxes, and end what a killed process left running."""
+        stopped_at = self._store.heartbeat()
+        deleting = []
+        for saved in self._store.load():
+            sandbox = saved.sandbox
+            entry = _Entry(sandbox=sandbox, workdir=self._root / sandbox.namespace / sandbox.name,
+                           transitions=saved.transitions, running_since=saved.running_since,
+                           running_id=saved.running_id)
+            self._sandboxes[sandbox.namespace, sandbox.name] = entry
+            self._namespaces.setdefault(sandbox.name, set()).add(sandbox.namespace)
+            if sandbox.phase is Phase.RUNNING and saved.running_since is not None:
+                # Announce the stretch again, under its own id (the store keeps it once),
+                # so that the cost sampler counts it, then end it when the process died.
+                entry.pending.append(Transition(sandbox, Phase.RUNNING, "Started", "",
+                                                saved.running_since, id=saved.running_id))
+                end = max(stopped_at or saved.running_since, saved.running_since)
+                self._move(entry, Phase.STOPPED, "RouterStopped",
+                           "the Router stopped while the sandbox ran", at=end)
+            elif sandbox.phase is Phase.CREATING:
+                self._setup.submit(self._set_up, entry)
+            elif sandbox.phase is Phase.DELETING:
+                deleting.append(entry)
+        for entry in list(self._sandboxes.values()):
+            self._flush(entry)
+        for entry in deleting:
+            with contextlib.suppress(ControlPlaneError):  # logged as an Error transition
+                self._finish_delete(entry)
+
+    def _beat(self) -> None:
+        """Background: say the process is alive, every :data:`HEARTBEAT` seconds."""
+        while True:
+            try:
+                self._store.beat(self._clock())
+            except Exception:
+                _log.exception("could not write the control plane's heartbeat")
+            if self._beating.wait(HEARTBEAT):
+                return
 
     # Lifecycle internals. Methods named ``_move``/``_touch``/``_entry`` need ``self._lock``.
 
@@ -343,13 +437,17 @@ class LocalControlPlane:
             raise SandboxNotFound(f"no {_describe(name, namespace)}")
         return entry
 
-    def _move(self, entry: _Entry, phase: Phase, reason: str, message: str = "") -> Sandbox:
+    def _move(self, entry: _Entry, phase: Phase, reason: str, message: str = "",
+              at: datetime | None = None) -> Sandbox:
         entry.sandbox = replace(entry.sandbox, phase=phase, message=message)
-        entry.transition(phase, reason, message, self._clock())
+        entry.transition(phase, reason, message, self._clock() if at is None else at)
+        self._store.save(entry.saved())
         return entry.sandbox
 
     def _touch(self, entry: _Entry) -> None:
         entry.sandbox = replace(entry.sandbox, last_activity_at=self._clock())
+        if (entry.sandbox.namespace, entry.sandbox.name) in self._sandboxes:
+            self._store.save(entry.saved())
 
     def _flush(self, entry: _Entry) -> None:
         """Deliver the entry's pending transitions, in order, outside ``self._lock``."""
@@ -375,7 +473,7 @@ class LocalControlPlane:
                         return  # deleted before setup ran
                 _make_workdir(entry.workdir)
                 with self._lock:
-                    if entry.sandbox.phase is Phase.CREATING:
+                    if entry.sandbox.phase is Phase.CREATING and not self._closed:
                         self._move(entry, Phase.RUNNING, "Started")
         except Exception as error:
             _log.exception("setting up %s failed",

@@ -76,8 +76,9 @@ class Services:
     """The Router's parts, built once by :func:`build_services` and shared by the API.
 
     ``start`` starts the background jobs; ``close`` stops everything in order:
-    final cost snapshots, then the control plane, then the recorder's drain into
-    the store, then the store.
+    the control plane (a local one stops its sandboxes, so their last cost
+    snapshots are emitted), the sampler, the recorder's drain into the store,
+    then the store.
     """
 
     def __init__(
@@ -121,8 +122,10 @@ class Services:
 
     def close(self) -> None:
         """Stop producing, drain the recorder into the store, and close it."""
-        self.sampler.close()  # final cost snapshots first
+        # A local plane stops its sandboxes as it closes: their transitions reach the
+        # sampler, which emits their last snapshots; then the sampler stops.
         self.control_plane.close()
+        self.sampler.close()
         # A store that could not be opened cannot become writable in this process:
         # spool at once for the next start, rather than wait close_timeout to drain.
         if not self.recorder.close(0 if self.storage.open_error else None):

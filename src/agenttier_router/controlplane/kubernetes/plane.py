@@ -1,0 +1,677 @@
+"""The ``kubernetes`` control plane: sandboxes are AgentTier ``Sandbox`` custom resources.
+
+The Router keeps no state of its own: AgentTier's controller runs the
+sandboxes, and this plane writes what upstream's Router writes (facts,
+sections 4-7) and reads everything from informers (:mod:`.informer`), so that
+``get``, ``list`` and ``named`` never call the API server. Any number of
+Routers may run against one cluster: every transition and Event they report
+carries an id derived from the objects alone (:mod:`.objects`, :mod:`.events`),
+so the storage keeps one copy of each without any leader election.
+
+::
+
+    plane = KubernetesControlPlane(api_client, recorder_sink, namespace="team-a")
+    plane.wait_synced(10)
+    plane.create("sb-1", "team-a", "general-coding", owner="alice", owner_email="a@x.io")
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal
+
+from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi
+from kubernetes.client.exceptions import ApiException
+
+from ..base import (
+    ControlPlane,
+    ControlPlaneUnavailable,
+    ExecResult,
+    InvalidRequest,
+    Phase,
+    Sandbox,
+    SandboxConflict,
+    SandboxNotFound,
+    ShareLevel,
+    Template,
+    Transition,
+    TransitionSink,
+)
+from ..local import _check_command, _check_identity, _check_label, _check_timeout
+from ._api import (
+    ACTION_ANNOTATION,
+    API_VERSION,
+    GROUP,
+    VERSION,
+    RateLimitedWarning,
+    decode,
+    translate,
+)
+from .events import FIELD_SELECTOR, event_about, router_event, stand_in, transition_of_event
+from .exec import CONTAINER, run_in_pod
+from .informer import Informer, Key, key_of
+from .objects import meta, phase_of, sandbox_from, transition_for
+from .templates import CLUSTER_KIND, NAMESPACED_KIND, effective_template, resolve
+
+__all__ = ["KubernetesControlPlane"]
+
+_log = logging.getLogger(__name__)
+
+_CONFLICT_RETRIES = 5
+_TOMBSTONES = 1_000
+_MERGE_PATCH = "application/merge-patch+json"
+_Sharing = dict[str, list[dict[str, Any]]]
+"""``spec.sharing``'s users and groups lists, by field."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class KubernetesControlPlane:
+    """Drives AgentTier ``Sandbox`` resources through the Kubernetes API (see the module doc).
+
+    ``api_client`` is the official client's ``ApiClient`` (see :func:`from_url`
+    for one built from a kubeconfig). ``namespace`` restricts the plane to one
+    namespace; None watches all. Transitions (phase changes seen in the watch,
+    and Kubernetes Events about Sandboxes) go to ``sink``, on the informers'
+    threads, in order for each sandbox.
+
+    Starting is asynchronous: the constructor starts the informers and
+    returns. Until they have listed, every method raises
+    :class:`ControlPlaneUnavailable` (the API answers 503), naming what is wrong
+    (the API server cannot be reached, RBAC forbids a verb...); they recover
+    by themselves.
+    """
+
+    def __init__(
+        self,
+        api_client: ApiClient,
+        sink: TransitionSink,
+        *,
+        namespace: str | None = None,
+        default_namespace: str = "default",
+        watch_timeout: float = 300.0,
+        exec_container: str = CONTAINER,
+        backoff: tuple[float, float] = (0.1, 5.0),
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        if namespace is not None:
+            _check_label(namespace, "namespace")
+        self._api = api_client
+        self._custom = CustomObjectsApi(api_client)
+        self._core = CoreV1Api(api_client)
+        self._namespace = namespace
+        self._default_namespace = namespace or default_namespace
+        self._sink = sink
+        self._clock = clock
+        self._container = exec_container
+        self._warn = RateLimitedWarning(_log)
+        self._lock = threading.Lock()
+        self._sandboxes: dict[Key, Sandbox] = {}
+        self._by_name: dict[str, set[str]] = {}
+        self._last_ids: dict[str, str] = {}  # sandbox uid -> the id of its last transition
+        self._gone: OrderedDict[str, Sandbox] = OrderedDict()  # uid -> last state, bounded
+        self._templates_version = 0
+        self._templates_cache: tuple[int, Mapping[str, Template]] | None = None
+        self._closed = False
+
+        custom = self._custom
+        if namespace is None:
+            list_sandboxes = functools.partial(custom.list_cluster_custom_object, GROUP,
+                                               VERSION, "sandboxes")
+            list_templates = functools.partial(custom.list_cluster_custom_object, GROUP,
+                                               VERSION, "sandboxtemplates")
+            list_events: Callable[..., Any] = self._core.list_event_for_all_namespaces
+        else:
+            list_sandboxes = functools.partial(custom.list_namespaced_custom_object, GROUP,
+                                               VERSION, namespace, "sandboxes")
+            list_templates = functools.partial(custom.list_namespaced_custom_object, GROUP,
+                                               VERSION, namespace, "sandboxtemplates")
+            list_events = functools.partial(self._core.list_namespaced_event, namespace)
+        self._cluster_templates = Informer(
+            "clustersandboxtemplates",
+            functools.partial(custom.list_cluster_custom_object, GROUP, VERSION,
+                              "clustersandboxtemplates"),
+            self._on_template, on_synced=self._templates_synced, watch_timeout=watch_timeout,
+            backoff=backoff)
+        self._ns_templates = Informer("sandboxtemplates", list_templates, self._on_template,
+                                      on_synced=self._templates_synced,
+                                      watch_timeout=watch_timeout, backoff=backoff)
+        self._informer = Informer("sandboxes", list_sandboxes, self._on_sandbox,
+                                  on_synced=self._sandboxes_synced,
+                                  watch_timeout=watch_timeout, backoff=backoff)
+        self._events = Informer("events", list_events, self._on_event,
+                                field_selector=FIELD_SELECTOR, watch_timeout=watch_timeout,
+                                backoff=backoff)
+        self._started: set[str] = set()
+        self._start_lock = threading.Lock()
+        self._cluster_templates.start()
+        self._ns_templates.start()
+
+    def __repr__(self) -> str:
+        scope = repr(self._namespace) if self._namespace else "all namespaces"
+        return (f"KubernetesControlPlane(host={self._api.configuration.host!r}, "
+                f"namespace={scope}, sandboxes={len(self._sandboxes)})")
+
+    # Life
+
+    def _templates_synced(self) -> None:
+        if self._cluster_templates.synced and self._ns_templates.synced:
+            self._start_once(self._informer)
+
+    def _sandboxes_synced(self) -> None:
+        # Events are read once the sandboxes are known, so that each finds its sandbox.
+        self._start_once(self._events)
+
+    def _start_once(self, informer: Informer) -> None:
+        with self._start_lock:
+            if informer.name in self._started or self._closed:
+                return
+            self._started.add(informer.name)
+        informer.start()
+
+    def wait_synced(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until templates, sandboxes and Events are listed."""
+        deadline = threading.Event()
+        timer = threading.Timer(timeout, deadline.set)
+        timer.start()
+        try:
+            for informer in (self._cluster_templates, self._ns_templates, self._informer,
+                             self._events):
+                while not informer.wait_synced(0.05):
+                    if deadline.is_set():
+                        return False
+            return True
+        finally:
+            timer.cancel()
+
+    def problem(self) -> ControlPlaneUnavailable | None:
+        """Why the plane cannot serve now (for readiness), or None when it can."""
+        for informer in (self._cluster_templates, self._ns_templates, self._informer,
+                         self._events):
+            problem = informer.problem
+            if problem is not None:
+                if isinstance(problem, ControlPlaneUnavailable):
+                    return problem
+                return ControlPlaneUnavailable(str(problem))
+        for informer in (self._cluster_templates, self._ns_templates, self._informer):
+            if not informer.synced:
+                return ControlPlaneUnavailable(
+                    f"not yet synced with the Kubernetes API server ({informer.name})",
+                    retry_after=1.0)
+        return None
+
+    def close(self) -> None:
+        """Stop every informer; the sandboxes themselves live on in the cluster."""
+        with self._start_lock:
+            self._closed = True
+        for informer in (self._events, self._informer, self._ns_templates,
+                         self._cluster_templates):
+            informer.close()
+
+    # Reading (from memory only)
+
+    def _require_synced(self, *informers: Informer) -> None:
+        for informer in informers or (self._informer,):
+            if not informer.synced:
+                problem = self.problem()
+                raise problem or ControlPlaneUnavailable(
+                    "not yet synced with the Kubernetes API server", retry_after=1.0)
+
+    def templates(self) -> Mapping[str, Template]:
+        """The ClusterSandboxTemplates, ``inheritsFrom`` resolved, by name (read-only).
+
+        A template that cannot be resolved (a missing parent, a cycle) is left
+        out, with a rate-limited warning.
+        """
+        self._require_synced(self._cluster_templates, self._ns_templates)
+        with self._lock:
+            cached = self._templates_cache
+            version = self._templates_version
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        found: dict[str, Template] = {}
+        for obj in self._cluster_templates.objects():
+            name = str(meta(obj).get("name", ""))
+            try:
+                merged = resolve(CLUSTER_KIND, name, self._default_namespace, self._lookup)
+            except InvalidRequest as error:
+                self._warn(f"template/{name}", "ClusterSandboxTemplate %r is left out: %s",
+                           name, error)
+                continue
+            found[name] = effective_template(name, merged)
+        result: Mapping[str, Template] = MappingProxyType(dict(sorted(found.items())))
+        with self._lock:
+            if self._templates_version == version:
+                self._templates_cache = (version, result)
+        return result
+
+    def get(self, name: str, namespace: str) -> Sandbox:
+        """Return one sandbox, from memory, or raise :class:`SandboxNotFound`."""
+        self._require_synced()
+        with self._lock:
+            sandbox = self._sandboxes.get((namespace, name))
+        if sandbox is None:
+            raise SandboxNotFound(f"no sandbox {name!r} in namespace {namespace!r}")
+        return sandbox
+
+    def named(self, name: str) -> list[Sandbox]:
+        """Every sandbox called ``name``, in any namespace, by namespace (from memory)."""
+        self._require_synced()
+        with self._lock:
+            return [self._sandboxes[(ns, name)] for ns in sorted(self._by_name.get(name, ()))]
+
+    def list(self, namespace: str | None = None) -> list[Sandbox]:
+        """Every sandbox, or those of one namespace, oldest first (from memory)."""
+        self._require_synced()
+        with self._lock:
+            found = [s for s in self._sandboxes.values()
+                     if namespace is None or s.namespace == namespace]
+        found.sort(key=lambda s: (s.created_at, s.name, s.namespace))  # ties: by name
+        return found
+
+    # Writing
+
+    def create(
+        self, name: str, namespace: str, template: str, owner: str, owner_email: str
+    ) -> Sandbox:
+        """Write a Sandbox with ``templateRef`` and ``createdBy``; the controller runs it.
+
+        Raises :class:`InvalidRequest` for a bad name or an unknown template, and
+        :class:`SandboxConflict` if the name is taken in that namespace.
+        """
+        _check_label(name, "name")
+        _check_label(namespace, "namespace")
+        for value, what in ((owner, "owner"), (owner_email, "owner_email")):
+            if not isinstance(value, str):
+                raise InvalidRequest(f"{what} must be a string")
+        self._check_namespace(namespace)
+        self._require_synced(self._cluster_templates, self._ns_templates)
+        kind = self._template_kind(template, namespace)
+        created_by: dict[str, str] = {}
+        if owner:
+            created_by["sub"] = owner
+            if owner_email:
+                created_by["email"] = owner_email
+        spec: dict[str, Any] = {"templateRef": {"name": template, "kind": kind}}
+        if created_by:
+            spec["createdBy"] = created_by
+        body = {"apiVersion": API_VERSION, "kind": "Sandbox",
+                "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+        try:
+            with translate("create", "sandboxes", namespace=namespace):
+                response = self._custom.create_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "sandboxes", body, _preload_content=False)
+        except SandboxConflict as error:
+            raise SandboxConflict(
+                f"sandbox {name!r} already exists in namespace {namespace!r}") from error
+        obj = decode(response)
+        self._informer.observe(obj)
+        sandbox = self._convert(obj)
+        if sandbox is None:  # the server answered something we cannot read: say so
+            raise ControlPlaneUnavailable("the API server's answer to create is unreadable")
+        return sandbox
+
+    def stop(self, name: str, namespace: str) -> Sandbox:
+        """Ask the controller to stop a Running sandbox (annotation ``agenttier.io/action:
+        stop``, with a full update); it is Stopped once the controller has acted.
+
+        Raises :class:`SandboxConflict` (``cannot stop sandbox in phase P``) otherwise.
+        """
+        def mark(obj: dict[str, Any]) -> None:
+            _require_phase(obj, "stop", Phase.RUNNING)
+            obj.setdefault("metadata", {}).setdefault("annotations", {})[ACTION_ANNOTATION] = \
+                "stop"
+
+        return self._update(name, namespace, mark, status=False)
+
+    def resume(self, name: str, namespace: str) -> Sandbox:
+        """Resume a Stopped or Error sandbox: a status update to Creating, message ``Resuming``.
+
+        Raises :class:`SandboxConflict` (``cannot resume sandbox in phase P``) otherwise.
+        """
+        def mark(obj: dict[str, Any]) -> None:
+            _require_phase(obj, "resume", Phase.STOPPED, Phase.ERROR)
+            status = obj.setdefault("status", {})
+            status["phase"] = Phase.CREATING.value
+            status["message"] = "Resuming"
+
+        return self._update(name, namespace, mark, status=True)
+
+    def delete(self, name: str, namespace: str) -> None:
+        """Delete the Sandbox; the controller removes its pod and volume, then its finalizer."""
+        self._check_namespace(namespace)
+        self._require_synced()
+        with translate("delete", "sandboxes", namespace=namespace, name=name):
+            response = self._custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, "sandboxes", name, _preload_content=False)
+        answer = decode(response)
+        if isinstance(answer, dict) and answer.get("kind") == "Sandbox":
+            self._informer.observe(answer)  # held by a finalizer: now Deleting
+        else:
+            cached = self._informer.get((namespace, name))
+            if cached is not None:
+                self._informer.forget((namespace, name),
+                                      int(meta(cached).get("resourceVersion") or 0))
+
+    def exec(self, name: str, namespace: str, command: str, timeout: float) -> ExecResult:
+        """Run ``/bin/sh -c command`` in the sandbox pod's ``sandbox`` container (pods/exec).
+
+        Raises :class:`SandboxConflict` (``sandbox is not running``) unless Running.
+        """
+        _check_command(command)
+        _check_timeout(timeout)
+        sandbox = self.get(name, namespace)
+        obj = self._informer.get((namespace, name)) or {}
+        status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
+        pod = status.get("podName") if isinstance(status, dict) else None
+        if sandbox.phase is not Phase.RUNNING or not isinstance(pod, str) or not pod:
+            raise SandboxConflict("sandbox is not running")
+        return run_in_pod(self._api, namespace, pod, command, float(timeout),
+                          container=self._container)
+
+    def share(self, name: str, namespace: str, kind: Literal["user", "group"], identity: str,
+              level: ShareLevel) -> Sandbox:
+        """Grant (or change) a share: a merge patch of ``spec.sharing`` carrying the object's
+        ``resourceVersion`` (retried on 409), then a ``ShareGranted`` Event."""
+        if kind not in ("user", "group"):
+            raise InvalidRequest(f"kind must be 'user' or 'group' (got {kind!r})")
+        if level not in ("viewer", "collaborator"):
+            raise InvalidRequest(f"level must be 'viewer' or 'collaborator' (got {level!r})")
+        _check_identity(identity)
+        field = "users" if kind == "user" else "groups"
+
+        def grant(sharing: _Sharing) -> bool:
+            entries = sharing[field]
+            for entry in entries:
+                if entry.get("identity") == identity:
+                    if entry.get("level") == level:
+                        return False
+                    entry["level"] = level
+                    return True
+            entries.append({"identity": identity, "level": level})
+            return True
+
+        return self._patch_sharing(name, namespace, grant, "ShareGranted", identity)
+
+    def unshare(self, name: str, namespace: str, identity: str) -> Sandbox:
+        """Revoke every share ``identity`` holds (none is fine), as :meth:`share` does, then a
+        ``ShareRevoked`` Event."""
+        _check_identity(identity)
+
+        def revoke(sharing: _Sharing) -> bool:
+            changed = False
+            for field in ("users", "groups"):
+                kept = [e for e in sharing[field] if e.get("identity") != identity]
+                changed = changed or len(kept) != len(sharing[field])
+                sharing[field] = kept
+            return changed
+
+        return self._patch_sharing(name, namespace, revoke, "ShareRevoked", identity)
+
+    # Writing internals
+
+    def _check_namespace(self, namespace: str) -> None:
+        if self._namespace is not None and namespace != self._namespace:
+            raise InvalidRequest(f"this Router manages namespace {self._namespace!r} only "
+                                 f"(got {namespace!r})")
+
+    def _fresh(self, name: str, namespace: str) -> dict[str, Any]:
+        with translate("get", "sandboxes", namespace=namespace, name=name):
+            response = self._custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "sandboxes", name, _preload_content=False)
+        obj: dict[str, Any] = decode(response)
+        self._informer.observe(obj)
+        return copy.deepcopy(obj)
+
+    def _current(self, name: str, namespace: str) -> dict[str, Any]:
+        self._check_namespace(namespace)
+        self._require_synced()
+        obj = self._informer.get((namespace, name))
+        if obj is None:
+            raise SandboxNotFound(f"no sandbox {name!r} in namespace {namespace!r}")
+        return obj
+
+    def _update(self, name: str, namespace: str, change: Callable[[dict[str, Any]], None], *,
+                status: bool) -> Sandbox:
+        """PUT the changed object (or its status), re-reading it and retrying on 409 Conflict."""
+        obj = self._current(name, namespace)
+        call = (self._custom.replace_namespaced_custom_object_status if status
+                else self._custom.replace_namespaced_custom_object)
+        resource = "sandboxes/status" if status else "sandboxes"
+        for attempt in range(_CONFLICT_RETRIES):
+            change(obj)
+            with translate("update", resource, namespace=namespace, name=name):
+                try:
+                    response = call(GROUP, VERSION, namespace, "sandboxes", name, obj,
+                                    _preload_content=False)
+                except ApiException as error:
+                    if error.status == 409 and attempt < _CONFLICT_RETRIES - 1:
+                        obj = self._fresh(name, namespace)
+                        continue
+                    raise
+            new = decode(response)
+            self._informer.observe(new)
+            return self._convert_or_fail(new)
+        raise SandboxConflict(f"sandbox {name!r} kept changing; try again")  # pragma: no cover
+
+    def _patch_sharing(self, name: str, namespace: str,
+                       change: Callable[[_Sharing], bool],
+                       reason: str, identity: str) -> Sandbox:
+        """Merge-patch ``spec.sharing.users/groups`` with the object's resourceVersion."""
+        obj = self._current(name, namespace)
+        for attempt in range(_CONFLICT_RETRIES):
+            spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+            raw = spec.get("sharing") if isinstance(spec, dict) else None
+            raw = raw if isinstance(raw, dict) else {}
+            sharing = {f: [dict(e) for e in raw.get(f) or [] if isinstance(e, dict)]
+                       for f in ("users", "groups")}
+            if not change(sharing):
+                return self._convert_or_fail(obj)
+            patch = {"metadata": {"resourceVersion": meta(obj).get("resourceVersion")},
+                     "spec": {"sharing": sharing}}
+            with translate("patch", "sandboxes", namespace=namespace, name=name):
+                try:
+                    response = self._custom.patch_namespaced_custom_object(
+                        GROUP, VERSION, namespace, "sandboxes", name, patch,
+                        _content_type=_MERGE_PATCH, _preload_content=False)
+                except ApiException as error:
+                    if error.status == 409 and attempt < _CONFLICT_RETRIES - 1:
+                        obj = self._fresh(name, namespace)
+                        continue
+                    raise
+            new = decode(response)
+            self._informer.observe(new)
+            self._post_event(new, reason, identity)
+            return self._convert_or_fail(new)
+        raise SandboxConflict(f"sandbox {name!r} kept changing; try again")  # pragma: no cover
+
+    def _post_event(self, obj: Mapping[str, Any], reason: str, message: str) -> None:
+        """Write a Router Event about ``obj``; the action succeeded, so a failure is only logged."""
+        namespace = str(meta(obj).get("namespace", ""))
+        event: Any = router_event(obj, reason, message, now=self._clock())
+        try:
+            with translate("create", "events", namespace=namespace):
+                self._core.create_namespaced_event(
+                    namespace, event, _preload_content=False)
+        except Exception as error:
+            self._warn(f"event/{reason}", "could not write the %s Event about %s/%s: %s", reason,
+                       namespace, meta(obj).get("name"), error)
+
+    def _convert_or_fail(self, obj: Mapping[str, Any]) -> Sandbox:
+        sandbox = self._convert(obj)
+        if sandbox is None:
+            raise ControlPlaneUnavailable("the API server's answer is unreadable")
+        return sandbox
+
+    # Templates
+
+    def _lookup(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
+        if kind == CLUSTER_KIND:
+            return self._cluster_templates.peek(("", name))
+        return self._ns_templates.peek((namespace, name))
+
+    def _template_kind(self, template: object, namespace: str) -> str:
+        """Which kind of template ``template`` names for a sandbox in ``namespace``: a
+        SandboxTemplate there wins over a ClusterSandboxTemplate of the same name."""
+        if isinstance(template, str) and template:
+            if self._ns_templates.peek((namespace, template)) is not None:
+                return NAMESPACED_KIND
+            if self._cluster_templates.peek(("", template)) is not None:
+                return CLUSTER_KIND
+        known = sorted(self.templates())
+        raise InvalidRequest(f"unknown template {template!r}; known: {', '.join(known)}")
+
+    def _sandbox_template(self, obj: Mapping[str, Any]) -> Template:
+        spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+        assert isinstance(spec, dict)
+        ref = spec.get("templateRef")
+        if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
+            return effective_template("", {}, spec)
+        name = ref["name"]
+        kind = str(ref.get("kind") or NAMESPACED_KIND)
+        namespace = str(meta(obj).get("namespace", ""))
+        try:
+            merged = resolve(kind, name, str(ref.get("namespace") or namespace), self._lookup)
+        except InvalidRequest as error:
+            self._warn(f"sandbox-template/{namespace}/{meta(obj).get('name')}",
+                       "sandbox %s/%s: its template is not resolved (%s); pricing it from "
+                       "its own requests", namespace, meta(obj).get("name"), error)
+            merged = {}
+        return effective_template(name, merged, spec)
+
+    def _on_template(self, kind: str, old: Mapping[str, Any] | None,
+                     new: Mapping[str, Any] | None) -> None:
+        with self._lock:
+            self._templates_version += 1
+        if self._informer.synced:  # re-price the sandboxes that use it (no transition)
+            for obj in self._informer.objects():
+                sandbox = self._convert(obj)
+                if sandbox is not None:
+                    with self._lock:
+                        key = key_of(obj)
+                        if key in self._sandboxes:
+                            self._sandboxes[key] = sandbox
+
+    # Watch handlers
+
+    def _convert(self, obj: Mapping[str, Any]) -> Sandbox | None:
+        """The contract's Sandbox for an object, or None (with a rate-limited warning)."""
+        metadata = meta(obj)
+        name, uid = metadata.get("name"), metadata.get("uid")
+        if not isinstance(name, str) or not name or not isinstance(uid, str) or not uid:
+            self._warn("malformed", "skipping a Sandbox object without name or uid: %r",
+                       dict(metadata))
+            return None
+        phase = phase_of(obj)
+        if phase is not None and not isinstance(phase, Phase):
+            self._warn(f"phase/{phase}", "skipping sandbox %s/%s: unknown phase %r",
+                       metadata.get("namespace"), name, phase)
+            return None
+        # No status yet: the controller has not reconciled it; upstream's phase "" is Creating.
+        return sandbox_from(obj, self._sandbox_template(obj), phase or Phase.CREATING)
+
+    def _emit(self, transition: Transition) -> None:
+        try:
+            self._sink(transition)
+        except Exception:
+            _log.exception("the transition sink failed on %s/%s -> %s",
+                           transition.sandbox.namespace, transition.sandbox.name,
+                           transition.phase)
+
+    def _gone_now(self, key: Key, obj: Mapping[str, Any]) -> None:
+        """A sandbox left (deleted, or replaced under its name): its Deleting transition."""
+        with self._lock:
+            sandbox = self._sandboxes.pop(key, None)
+            if sandbox is None:
+                return
+            namespaces = self._by_name.get(key[1])
+            if namespaces is not None:
+                namespaces.discard(key[0])
+                if not namespaces:
+                    del self._by_name[key[1]]
+            gone = replace(sandbox, phase=Phase.DELETING)
+            self._gone[sandbox.uid] = gone
+            while len(self._gone) > _TOMBSTONES:
+                self._gone.popitem(last=False)
+            last = self._last_ids.pop(sandbox.uid, None)
+        transition = transition_for({**obj, "status": {}}, gone, self._clock())
+        if last != transition.id:
+            self._emit(replace(transition, reason="Deleted"))
+
+    def _on_sandbox(self, kind: str, old: Mapping[str, Any] | None,
+                    new: Mapping[str, Any] | None) -> None:
+        if new is None:
+            if old is not None:
+                self._gone_now(key_of(old), old)
+            return
+        key = key_of(new)
+        if old is not None and meta(old).get("uid") != meta(new).get("uid"):
+            self._gone_now(key, old)  # deleted and re-created while we were not watching
+        sandbox = self._convert(new)
+        if sandbox is None:
+            return
+        with self._lock:
+            self._sandboxes[key] = sandbox
+            self._by_name.setdefault(key[1], set()).add(key[0])
+            if phase_of(new) is None:
+                return  # not reconciled yet: the controller's Creating comes next
+            transition = transition_for(new, sandbox, self._clock())
+            if self._last_ids.get(sandbox.uid) == transition.id:
+                return
+            self._last_ids[sandbox.uid] = transition.id
+        self._emit(transition)
+
+    def _on_event(self, kind: str, old: Mapping[str, Any] | None,
+                  new: Mapping[str, Any] | None) -> None:
+        if new is None:
+            return  # Events expire; that is no news about the sandbox
+        about = event_about(new)
+        if about is None:
+            return
+        namespace, name, uid = about
+        with self._lock:
+            sandbox = self._sandboxes.get((namespace, name))
+            if sandbox is not None and uid and sandbox.uid != uid:
+                sandbox = None
+            tombstone = self._gone.get(uid) if uid else None
+        if sandbox is None and tombstone is None:
+            sandbox = self._look_up_for_event(namespace, name, uid)
+        if sandbox is None:
+            sandbox = stand_in(namespace, name, uid, tombstone)
+        transition = transition_of_event(new, sandbox, self._clock())
+        if transition is not None:
+            self._emit(transition)
+
+    def _look_up_for_event(self, namespace: str, name: str, uid: str) -> Sandbox | None:
+        """An Event outran its Sandbox's ADDED: read the Sandbox once (events thread only)."""
+        try:
+            obj = self._fresh(name, namespace)
+        except Exception:
+            return None
+        if uid and meta(obj).get("uid") != uid:
+            return None
+        with self._lock:
+            return self._sandboxes.get((namespace, name))
+
+
+def _require_phase(obj: Mapping[str, Any], action: str, *allowed: Phase) -> None:
+    phase = phase_of(obj)
+    if phase not in allowed:
+        shown = "" if phase is None else (phase.value if isinstance(phase, Phase) else phase)
+        raise SandboxConflict(f"cannot {action} sandbox in phase {shown}")
+
+
+if TYPE_CHECKING:
+
+    def _satisfies_the_contract(plane: KubernetesControlPlane) -> ControlPlane:
+        return plane  # mypy checks KubernetesControlPlane against the ControlPlane protocol

@@ -1,0 +1,161 @@
+"""The local control plane's sandboxes on disk, so that they outlive the Router's process.
+
+One SQLite file, ``sandboxes.db``, in the plane's data directory (no namespace
+can be called that: namespaces are RFC 1123 labels, without dots). It holds a
+row per sandbox, written at each change, and a heartbeat the plane writes every
+few seconds, so that the next start knows roughly when a killed Router stopped::
+
+    store = SandboxStore(root / "sandboxes.db")
+    for saved in store.load(): ...
+    store.save(saved)
+    store.beat(now)
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, cast
+
+from .base import ControlPlaneError, Phase, Sandbox, ShareLevel, Shares, Template
+
+__all__ = ["STATE_FILE", "SandboxStore", "Saved"]
+
+STATE_FILE = "sandboxes.db"
+"""The file, in the data directory, that holds the local plane's sandboxes."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sandboxes (
+    namespace TEXT NOT NULL, name TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (namespace, name));
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """One sandbox as the plane keeps it: the sandbox, and what its next transitions need.
+
+    ``transitions`` is how many it has had (the sequence in their ids);
+    ``running_since`` and ``running_id`` are the time and id of the transition
+    that began its current running stretch, if it runs.
+    """
+
+    sandbox: Sandbox
+    transitions: int
+    running_since: datetime | None = None
+    running_id: str = ""
+
+
+def _frozen(mapping: Mapping[str, str]) -> Mapping[str, ShareLevel]:
+    return MappingProxyType(cast(dict[str, ShareLevel], dict(mapping)))
+
+
+def _encode(saved: Saved) -> str:
+    s = saved.sandbox
+    t = s.template
+    return json.dumps({
+        "name": s.name, "namespace": s.namespace, "uid": s.uid, "phase": s.phase.value,
+        "owner": s.owner, "owner_email": s.owner_email, "message": s.message,
+        "created_at": s.created_at.isoformat(), "last_activity_at": s.last_activity_at.isoformat(),
+        "template": {"name": t.name, "cpu": t.cpu, "memory_gib": t.memory_gib,
+                     "description": t.description, "image": t.image},
+        "shares": {"users": dict(s.shares.users), "groups": dict(s.shares.groups)},
+        "transitions": saved.transitions,
+        "running_since": saved.running_since.isoformat() if saved.running_since else None,
+        "running_id": saved.running_id,
+    }, separators=(",", ":"))
+
+
+def _decode(doc: str) -> Saved:
+    d: dict[str, Any] = json.loads(doc)
+    t = d["template"]
+    sandbox = Sandbox(
+        name=d["name"], namespace=d["namespace"], uid=d["uid"], phase=Phase(d["phase"]),
+        owner=d["owner"], owner_email=d["owner_email"], message=d["message"],
+        created_at=datetime.fromisoformat(d["created_at"]),
+        last_activity_at=datetime.fromisoformat(d["last_activity_at"]),
+        template=Template(name=t["name"], cpu=t["cpu"], memory_gib=t["memory_gib"],
+                          description=t["description"], image=t["image"]),
+        shares=Shares(users=_frozen(d["shares"]["users"]), groups=_frozen(d["shares"]["groups"])),
+    )
+    since = d["running_since"]
+    return Saved(sandbox, d["transitions"], datetime.fromisoformat(since) if since else None,
+                 d["running_id"])
+
+
+class SandboxStore:
+    """Sandboxes and a heartbeat in one SQLite file; every method is thread-safe.
+
+    A file that cannot be opened or read raises :class:`ControlPlaneError`
+    naming it: the plane refuses to start rather than forget sandboxes. Once
+    closed, writes are ignored (a command still ending after its plane closed).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._closed = False
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.executescript("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                                   + _SCHEMA)
+        except sqlite3.Error as error:
+            raise ControlPlaneError(f"cannot open the sandboxes file {path}: {error}") from None
+        path.chmod(0o600)
+
+    def __repr__(self) -> str:
+        return f"SandboxStore({str(self.path)!r})"
+
+    def load(self) -> list[Saved]:
+        """Every saved sandbox, in the order they were first saved."""
+        try:
+            with self._lock:
+                rows = self._db.execute("SELECT doc FROM sandboxes ORDER BY rowid").fetchall()
+            return [_decode(doc) for (doc,) in rows]
+        except (sqlite3.Error, ValueError, KeyError, TypeError) as error:
+            raise ControlPlaneError(f"cannot read the sandboxes file {self.path}: "
+                                    f"{error}") from None
+
+    def heartbeat(self) -> datetime | None:
+        """When the last process to use the file last said it was alive, if ever."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key='heartbeat'").fetchone()
+        return datetime.fromisoformat(row[0]) if row else None
+
+    def save(self, saved: Saved) -> None:
+        """Insert or replace one sandbox."""
+        s = saved.sandbox
+        with self._lock:
+            if self._closed:
+                return
+            self._db.execute("INSERT OR REPLACE INTO sandboxes (namespace, name, doc) "
+                             "VALUES (?, ?, ?)", (s.namespace, s.name, _encode(saved)))
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Remove one sandbox."""
+        with self._lock:
+            if self._closed:
+                return
+            self._db.execute("DELETE FROM sandboxes WHERE namespace=? AND name=?",
+                             (namespace, name))
+
+    def beat(self, at: datetime) -> None:
+        """Say the process is alive at ``at``."""
+        with self._lock:
+            if self._closed:
+                return
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('heartbeat', ?)",
+                             (at.isoformat(),))
+
+    def close(self) -> None:
+        """Close the file."""
+        with self._lock:
+            self._closed = True
+            self._db.close()
