@@ -88,3 +88,41 @@ def test_bulk_refusals(router: Router, tmp_path: Path) -> None:
     assert _audit(router, tmp_path, outcome="denied") == [
         ("bulk-create", "", "denied"), ("bulk-action", "", "denied")]
     assert router.state.control_plane.list() == []
+
+
+def test_bulk_and_files_on_the_kubernetes_plane(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bulk works through the contract on any plane; files answer 503 on Kubernetes for now."""
+    from kubecontroller import Controller, seed_templates
+    from kubefake import FakeKubernetes
+
+    with FakeKubernetes() as kube:
+        seed_templates(kube)
+        monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig(tmp_path / "kubeconfig")))
+        controller = Controller(kube)
+        config = config_for(tmp_path, f"sqlite:///{tmp_path}/{STORE}",
+                            control_plane_url="kubernetes://")
+        with running_router(config) as router:
+            alice = router.http("alice")
+            eventually(lambda: alice.get("/sandboxes").status_code == 200, "the informer")
+            created = alice.post("/sandboxes/bulk", json={"items": [
+                _item("k-1", "general-coding"), _item("k-2", "no-such-template")]})
+            assert [r["status"] for r in created.json()["results"]] == ["created", "error"]
+            controller.reconcile("k-1", "default")
+            controller.run("k-1", "default")
+            _running(router, "k-1")
+            stopped = alice.post("/sandboxes/bulk-action",
+                                 json={"action": "stop", "ids": ["k-1", "k-9"]})
+            assert [r["status"] for r in stopped.json()["results"]] == ["ok", "error"]
+            assert kube.get("sandboxes", "default", "k-1") is not None
+            controller.act_on_stop("k-1", "default")
+            eventually(lambda: router.state.control_plane.get("k-1", "default").phase.value
+                       == "Stopped", "k-1 to stop")
+            controller.run("k-1", "default")  # running again, for the files check
+            _running(router, "k-1")
+            refused = alice.get("/sandboxes/k-1/files/workspace/a.txt")
+            assert refused.status_code == 503
+            assert "not available on this control plane" in refused.json()["error"]
+            assert _audit(router, tmp_path, action="stop") == [
+                ("stop", "k-1", "success"), ("stop", "k-9", "denied")]
+        assert kube.rejected == []
