@@ -177,3 +177,16 @@ def test_only_owners_and_admins_and_only_running(router: Router, tmp_path: Path)
     router.client("alice").get_sandbox(NAME).stop()
     with pytest.raises(ConflictError, match="not running"):
         router.client("alice").get_sandbox(NAME).files.read("/workspace/f")
+
+
+def test_a_refused_upload_is_answered_without_its_body(router: Router, tmp_path: Path) -> None:
+    big = b"\0" * (8 * 1024 * 1024)
+    assert router.http("bob").put(f"/sandboxes/{NAME}/files/workspace/x",
+                                  content=big).status_code == 404
+    assert router.http().put(f"/sandboxes/{NAME}/files/workspace/x",
+                             content=big).status_code == 401
+    assert router.http("alice").put(f"/sandboxes/{NAME}/files/workspace/%2E%2E/etc/x",
+                                    content=big).status_code == 400
+    assert not (_workdir(router) / "x").exists()
+    assert [(a["actor"], a["outcome"]) for a in _audit(router, tmp_path, "files.write")] == [
+        ("bob", "denied"), ("anonymous", "denied"), ("alice", "error")]
