@@ -16,7 +16,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN python -m venv /opt/agenttier \
-    && /opt/agenttier/bin/pip install '.[postgres,mysql]'
+    && /opt/agenttier/bin/pip install '.[postgres,mysql,kubernetes]'
 
 FROM python:3.11.16-slim-bookworm@sha256:c425d915a89a6dcd3183b1797ad9bd8878caff5a417f6371c8df93c8ea8b727f
 # tini as PID 1 forwards SIGTERM to the Router and reaps the processes that

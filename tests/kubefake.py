@@ -10,7 +10,7 @@ replacing most of it, so this is a small aiohttp server of our own instead.
 It serves, over real HTTP on 127.0.0.1, what the Router's plane uses of the
 real API, with the real API's shapes and status codes:
 
-- custom resources of the CRDs in ``charts/agenttier/crds`` (Sandbox with its
+- custom resources of the CRDs in ``charts/agenttier/files/crds`` (Sandbox with its
   ``status`` subresource, SandboxTemplate, ClusterSandboxTemplate), and core
   ``events`` and ``pods``;
 - ``uid``, ``resourceVersion`` (one counter for the whole store, like etcd's),
@@ -57,7 +57,7 @@ from aiohttp import WSMsgType, web
 
 __all__ = ["CRD_DIR", "FakeKubernetes", "Resource", "now_rfc3339"]
 
-CRD_DIR = Path(__file__).resolve().parent.parent / "charts" / "agenttier" / "crds"
+CRD_DIR = Path(__file__).resolve().parent.parent / "charts" / "agenttier" / "files" / "crds"
 TOKEN = "fake-router-token"
 STATUS_CHANNEL = 3
 
@@ -81,6 +81,11 @@ class Resource:
     namespaced: bool
     status: bool = False
     schema: dict[str, Any] | None = None
+    validator: Any = None
+
+    def __post_init__(self) -> None:
+        if self.schema is not None:  # built once: jsonschema.validate() re-checks the schema
+            self.validator = jsonschema.Draft7Validator(self.schema)
 
     @property
     def api_version(self) -> str:
@@ -323,6 +328,18 @@ class FakeKubernetes:
             self.history.clear()
             self.compacted = self.rv + 1
 
+    def change_unseen(self, plural: str, labels: dict[str, str]) -> None:
+        """Set ``labels`` on every object of ``plural`` as if while every watch was away: new
+        resourceVersions, no watch event, no history (call :meth:`compact` next)."""
+        with self._lock:
+            for key, obj in list(self.objects.items()):
+                if key[0] == plural:
+                    new = copy.deepcopy(obj)
+                    new["metadata"].setdefault("labels", {}).update(labels)
+                    self.rv += 1
+                    new["metadata"]["resourceVersion"] = str(self.rv)
+                    self.objects[key] = new
+
     def drop_watches(self) -> None:
         """End every open watch stream, as a restarting API server or a load balancer does."""
         with self._lock:
@@ -431,11 +448,10 @@ class FakeKubernetes:
         meta.setdefault("generation", 1)
 
     def _validate(self, resource: Resource, obj: dict[str, Any]) -> None:
-        if resource.schema is None:
+        if resource.validator is None:
             return
-        try:
-            jsonschema.validate(obj, resource.schema)
-        except jsonschema.ValidationError as error:
+        error = jsonschema.exceptions.best_match(resource.validator.iter_errors(obj))
+        if error is not None:
             where = "/".join(str(p) for p in error.absolute_path)
             why = f"{resource.kind} {obj['metadata'].get('name')!r} is invalid: {where}: " \
                   f"{error.message}"

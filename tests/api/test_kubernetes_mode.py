@@ -73,6 +73,7 @@ def test_the_sdk_drives_the_router_against_a_cluster(
                            json={"identity": "bob", "level": "viewer", "kind": "user"})
         assert shared.status_code == 200, shared.text
         assert router.client("bob").get_sandbox("sb-k").status().status == "Running"
+        time.sleep(2.1)  # the cluster's times have whole seconds: let it run for some
         alice.get_sandbox("sb-k").stop()
         controller.act_on_stop("sb-k", NS)
         wait_phase(alice, "sb-k", "Stopped")
@@ -100,9 +101,13 @@ def test_a_cluster_answers_503_while_it_cannot_be_reached(
         assert response.status_code == 503, response.text
         assert int(response.headers["Retry-After"]) >= 1
         assert "list" in response.json()["error"] and "sandboxes" in response.json()["error"]
+        ready = httpx.get(f"{router.url}/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["controlPlane"]["state"] == "unavailable"
         kube.allow("list", "sandboxes")
         eventually(lambda: router.http("alice").get("/sandboxes").status_code == 200,
                    "the Router to recover by itself")
+        eventually(lambda: httpx.get(f"{router.url}/readyz").status_code == 200, "ready")
         assert router.state.recorder.flush(10)
     [attempt] = stored_audit(store_url)
     assert (attempt.action, attempt.outcome) == ("stop", "error")

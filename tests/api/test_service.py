@@ -54,7 +54,8 @@ def test_health_readiness_metrics_and_spec(tmp_path: Path) -> None:
         ready = httpx.get(f"{router.url}/readyz")
         assert ready.status_code == 200
         assert ready.json() == {"status": "ok", "storage": {
-            "state": "ok", "url": store, "error": "", "queued": 0, "spooled": 0}}
+            "state": "ok", "url": store, "error": "", "queued": 0, "spooled": 0},
+            "controlPlane": {"state": "ok", "error": ""}}
 
         metrics = httpx.get(f"{router.url}/metrics")
         assert metrics.status_code == 200

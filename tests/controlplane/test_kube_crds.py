@@ -1,4 +1,4 @@
-"""Our CRD manifests (charts/agenttier/crds), written from the facts, and the schema checks.
+"""Our CRD manifests (charts/agenttier/files/crds), written from the facts, and the schema checks.
 
 The fake API server validates every object the plane writes against these
 schemas; these tests check the manifests themselves, and that the check can fail.

@@ -141,10 +141,10 @@ def render(values: dict[str, object] | None = None, *, release: str = RELEASE,
     return Manifest(objects)
 
 
-def render_error(values: dict[str, object]) -> str:
+def render_error(values: dict[str, object], *, chart: Path = CHART) -> str:
     """``helm template`` with values that must fail; return Helm's message on one line."""
-    result = _helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE,
-                   *_set_args(values))
+    result = _helm("template", RELEASE, str(chart), "--namespace", NAMESPACE,
+                   *_set_args(values), chart=chart)
     assert result.returncode != 0, f"rendered, but should have failed:\n{result.stdout}"
     assert result.stdout == ""
     return " ".join(result.stderr.split())

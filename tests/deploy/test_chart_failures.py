@@ -75,6 +75,93 @@ FAILURES = [
         ["optional.storage.sqlite", "persistance"],
         id="misspelt-storage-key",
     ),
+    pytest.param(
+        {"router.controlPlane": "docker"},
+        ['router.controlPlane must be kubernetes', 'or local', 'not "docker"'],
+        id="unknown-control-plane",
+    ),
+    pytest.param(
+        {"router.mode": "record"},
+        ['router.mode must be serve', 'or watch', 'not "record"'],
+        id="unknown-mode",
+    ),
+    pytest.param(
+        {"router.mode": "watch"},
+        ["router.mode=watch records history, so it needs storage",
+         "optional.storage.enabled=true", "optional.storage.driver=postgres"],
+        id="watch-without-storage",
+    ),
+    pytest.param(
+        {"router.mode": "watch", "router.controlPlane": "local",
+         "optional.storage.enabled": True},
+        ["router.mode=watch", "needs router.controlPlane=kubernetes"],
+        id="watch-with-the-local-plane",
+    ),
+    pytest.param(
+        {"router.mode": "watch", "optional.storage.enabled": True, "router.replicas": 2},
+        ["router.replicas is 2", "single-writer"],
+        id="watch-on-sqlite-with-two-replicas",
+    ),
+    pytest.param(
+        {"router.controlPlane": "local", "router.replicas": 2},
+        ["router.replicas is 2", "router.controlPlane=local", "one Router pod",
+         "router.replicas=1", "router.controlPlane=kubernetes"],
+        id="local-with-two-replicas",
+    ),
+    pytest.param(
+        {"router.controlPlane": "local", "router.replicas": 3,
+         "optional.storage.enabled": True, "optional.storage.driver": "postgres",
+         "optional.storage.dsnSecret.name": "router-db"},
+        ["router.replicas is 3", "router.controlPlane=local"],
+        id="local-on-postgres-with-three-replicas",
+    ),
+    pytest.param(
+        {"router.controlPlane": "local", "router.namespace": "team-a"},
+        ["router.namespace=team-a", "router.controlPlane=local", "Unset router.namespace"],
+        id="namespace-with-the-local-plane",
+    ),
+    pytest.param(
+        {"router.namespace": "Team_A"},
+        ["router.namespace must be a namespace name", '"Team_A"'],
+        id="invalid-namespace",
+    ),
+    pytest.param(
+        {"router.templates[0].name": "big", "router.templates[0].cpu": 2},
+        ["router.templates are the local control plane's", "ClusterSandboxTemplates",
+         "unset router.templates"],
+        id="local-templates-with-the-kubernetes-plane",
+    ),
+    pytest.param(
+        {"serviceAccount.create": False},
+        ["rbac.create=true with serviceAccount.create=false", '"default" ServiceAccount',
+         "serviceAccount.name"],
+        id="rbac-for-the-default-account",
+    ),
+    pytest.param(
+        {"rbac.craete": False},
+        ["rbac", "craete"],
+        id="misspelt-rbac-key",
+    ),
+    pytest.param(
+        {"router.costs.interval": 0.5},
+        ["router.costs.interval is 0.5 seconds", "at least 1 second"],
+        id="cost-interval-below-a-second",
+    ),
+    pytest.param(
+        {"router.costs.cpuPrice": "cheap"},
+        ["router.costs.cpuPrice", "Does not match pattern"],
+        id="cpu-price-not-a-number",
+    ),
+    pytest.param(
+        {"router.costs.memoryPrice": -1},
+        ["router.costs.memoryPrice", "greater than or equal to 0"],
+        id="negative-memory-price",
+    ),
+    pytest.param(
+        {"crds.enabled": True},
+        ["crds", "enabled"],
+        id="misspelt-crds-key",
+    ),
 ]
 
 

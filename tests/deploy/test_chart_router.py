@@ -1,6 +1,7 @@
-"""The chart's Router: Deployment, Service, ServiceAccount (no RBAC), probes, keys and templates.
+"""The chart's Router: Deployment, Service, ServiceAccount, probes, keys and templates.
 
-Each render is validated strictly against the Kubernetes schemas (see helm_helpers).
+The control planes, modes and RBAC are in test_chart_kubernetes.py. Each
+render is validated strictly against the Kubernetes schemas (see helm_helpers).
 """
 
 from __future__ import annotations
@@ -15,13 +16,22 @@ from helm_helpers import CHART, ROOT, Manifest, helm, lint, render
 
 from agenttier_router.cli import cli
 from agenttier_router.cli.serve import serve
+from agenttier_router.cli.watch import watch
 from agenttier_router.controlplane.templates import DEFAULT_TEMPLATES, load_templates
+
+LOCAL: dict[str, object] = {"router.controlPlane": "local"}
 
 
 @pytest.fixture(scope="module")
 def default() -> Manifest:
-    """The chart with its default values: storage off."""
+    """The chart with its default values: the kubernetes control plane, storage off."""
     return render()
+
+
+@pytest.fixture(scope="module")
+def local() -> Manifest:
+    """The chart with the local control plane: sandboxes in the Router's pod."""
+    return render(LOCAL)
 
 
 def test_helm_is_version_3() -> None:
@@ -32,6 +42,10 @@ def test_helm_is_version_3() -> None:
 
 @pytest.mark.parametrize("values", [
     pytest.param({}, id="default"),
+    pytest.param(LOCAL, id="local"),
+    pytest.param({"router.namespace": "team-a"}, id="one-namespace"),
+    pytest.param({"router.mode": "watch", "optional.storage.enabled": True}, id="watch"),
+    pytest.param({"crds.install": False, "rbac.create": False}, id="no-rbac"),
     pytest.param({"optional.storage.enabled": True}, id="sqlite"),
     pytest.param({"optional.storage.enabled": True,
                   "optional.storage.sqlite.persistence.enabled": False}, id="sqlite-ephemeral"),
@@ -44,29 +58,39 @@ def test_helm_lint_is_clean(values: dict[str, object]) -> None:
     assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout, result.stdout
 
 
-def test_default_renders_the_router_and_nothing_else(default: Manifest) -> None:
-    assert sorted(default.kinds()) == ["ConfigMap", "Deployment", "Service", "ServiceAccount"]
+def test_default_renders_the_router_its_account_and_its_rbac(default: Manifest) -> None:
+    assert sorted(default.kinds()) == ["ClusterRole", "ClusterRoleBinding", "Deployment",
+                                       "Service", "ServiceAccount"]
     assert default.deployment["metadata"]["name"] == "agenttier-router"
     assert default.deployment["spec"]["replicas"] == 1
     assert default.deployment["spec"]["strategy"] == {"type": "RollingUpdate"}
     assert default.one("Service")["metadata"]["name"] == "agenttier-router"
-    assert default.one("ConfigMap")["metadata"]["name"] == "agenttier-router-templates"
 
 
-def test_no_rbac_and_no_service_account_token(default: Manifest) -> None:
+def test_local_renders_the_router_and_its_templates_and_nothing_else(local: Manifest) -> None:
+    assert sorted(local.kinds()) == ["ConfigMap", "Deployment", "Service", "ServiceAccount"]
+    assert local.one("ConfigMap")["metadata"]["name"] == "agenttier-router-templates"
+
+
+def test_local_has_no_rbac_and_no_service_account_token(local: Manifest) -> None:
     # The local control plane never calls the Kubernetes API.
     for kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"):
-        assert default.all(kind) == []
-    account = default.one("ServiceAccount")
+        assert local.all(kind) == []
+    account = local.one("ServiceAccount")
     assert account["automountServiceAccountToken"] is False
-    assert default.pod["serviceAccountName"] == account["metadata"]["name"]
-    assert default.pod["automountServiceAccountToken"] is False
+    assert local.pod["serviceAccountName"] == account["metadata"]["name"]
+    assert local.pod["automountServiceAccountToken"] is False
 
 
-def test_an_existing_service_account_can_be_named() -> None:
-    manifest = render({"serviceAccount.create": False, "serviceAccount.name": "router-sa"})
+@pytest.mark.parametrize("plane", ["kubernetes", "local"])
+def test_an_existing_service_account_can_be_named(plane: str) -> None:
+    manifest = render({"router.controlPlane": plane, "serviceAccount.create": False,
+                       "serviceAccount.name": "router-sa"})
     assert manifest.all("ServiceAccount") == []
     assert manifest.pod["serviceAccountName"] == "router-sa"
+    for binding in manifest.all("ClusterRoleBinding"):  # kubernetes: RBAC for that account
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "router-sa", "namespace": "agenttier"}]
 
 
 def test_probes_hit_healthz_and_readyz_on_the_http_port(default: Manifest) -> None:
@@ -89,17 +113,25 @@ def test_resources_come_from_values() -> None:
     assert manifest.container["resources"]["limits"]["cpu"] == 4
 
 
-def test_pod_is_non_root_with_a_read_only_root_filesystem(default: Manifest) -> None:
-    pod = default.pod["securityContext"]
+@pytest.mark.parametrize("values", [
+    pytest.param({}, id="kubernetes"), pytest.param(LOCAL, id="local"),
+    pytest.param({"router.mode": "watch", "optional.storage.enabled": True}, id="watch"),
+])
+def test_pod_is_non_root_with_a_read_only_root_filesystem(values: dict[str, object]) -> None:
+    manifest = render(values)
+    pod = manifest.pod["securityContext"]
     assert pod["runAsNonRoot"] is True
     assert pod["runAsUser"] != 0
-    container = default.container["securityContext"]
+    container = manifest.container["securityContext"]
     assert container["readOnlyRootFilesystem"] is True
     assert container["allowPrivilegeEscalation"] is False
     assert container["capabilities"] == {"drop": ["ALL"]}
-    # Then everything the Router writes is a volume: sandboxes' directories and /tmp.
-    env, mounts, volumes = default.env(), default.mounts(), default.volumes()
-    for path in (env["AGENTTIER_DATA_DIR"], "/tmp"):
+    # Then everything the Router writes is a volume: /tmp, and the local plane's data dir.
+    env, mounts, volumes = manifest.env(), manifest.mounts(), manifest.volumes()
+    writable = ["/tmp"]
+    if "AGENTTIER_DATA_DIR" in env:
+        writable.append(env["AGENTTIER_DATA_DIR"])
+    for path in writable:
         assert volumes[mounts[path]] == {"emptyDir": {}}
 
 
@@ -121,11 +153,22 @@ def test_router_runs_serve_on_all_interfaces_port_8080(default: Manifest) -> Non
     assert context.params["log_level"] == "info"
 
 
-def test_every_environment_variable_is_one_the_router_reads(default: Manifest) -> None:
+def test_every_environment_variable_is_one_the_router_reads(default: Manifest,
+                                                           local: Manifest) -> None:
     read = {param.envvar for param in serve.params if param.envvar}
     read |= {"STORAGE_DSN", "STORAGE_SQLITE_PATH"}  # read by storage.url_from_env
     storage_on = render({"optional.storage.enabled": True})
-    assert set(default.env()) | set(storage_on.env()) <= read
+    assert set(default.env()) | set(local.env()) | set(storage_on.env()) <= read
+
+
+def test_every_environment_variable_is_one_the_watcher_reads() -> None:
+    read = {param.envvar for param in watch.params if param.envvar}
+    read |= {"STORAGE_DSN", "STORAGE_SQLITE_PATH"}  # read by storage.url_from_env
+    for driver in ("sqlite", "postgres"):
+        manifest = render({"router.mode": "watch", "optional.storage.enabled": True,
+                           "optional.storage.driver": driver,
+                           "optional.storage.dsnSecret.name": "db"})
+        assert set(manifest.env()) <= read
 
 
 def test_api_keys_come_from_the_default_secret(default: Manifest) -> None:
@@ -150,7 +193,7 @@ def test_api_keys_come_from_an_existing_secret() -> None:
 
 
 def test_templates_configmap_is_a_file_the_router_loads(tmp_path: Path) -> None:
-    manifest = render({"router.templates[0].name": "big", "router.templates[0].cpu": 2,
+    manifest = render({**LOCAL, "router.templates[0].name": "big", "router.templates[0].cpu": 2,
                        "router.templates[0].memory": "4Gi"})
     configmap = manifest.one("ConfigMap", "agenttier-router-templates")
     mounts, volumes = manifest.mounts(), manifest.volumes()
@@ -164,22 +207,22 @@ def test_templates_configmap_is_a_file_the_router_loads(tmp_path: Path) -> None:
     assert set(DEFAULT_TEMPLATES) < set(templates)
 
 
-def test_default_templates_file_keeps_the_routers_defaults(default: Manifest,
+def test_default_templates_file_keeps_the_routers_defaults(local: Manifest,
                                                            tmp_path: Path) -> None:
     file = tmp_path / "templates.yaml"
-    file.write_text(default.one("ConfigMap")["data"]["templates.yaml"])
+    file.write_text(local.one("ConfigMap")["data"]["templates.yaml"])
     assert load_templates(file) == dict(DEFAULT_TEMPLATES)
 
 
-def test_a_templates_change_rolls_the_pod(default: Manifest) -> None:
-    changed = render({"router.templates[0].name": "big", "router.templates[0].cpu": 2,
+def test_a_templates_change_rolls_the_pod(local: Manifest) -> None:
+    changed = render({**LOCAL, "router.templates[0].name": "big", "router.templates[0].cpu": 2,
                       "router.templates[0].memory": "4Gi"})
 
     def checksum(manifest: Manifest) -> str:
         annotations = manifest.deployment["spec"]["template"]["metadata"]["annotations"]
         return str(annotations["checksum/templates"])
 
-    assert checksum(default) != checksum(changed)
+    assert checksum(local) != checksum(changed)
 
 
 def test_image_defaults_to_the_project_version(default: Manifest) -> None:

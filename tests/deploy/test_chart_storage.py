@@ -49,7 +49,7 @@ def test_disabled_renders_no_storage() -> None:
     manifest = render({"optional.storage.enabled": False})
     assert manifest.all("PersistentVolumeClaim") == []
     assert not STORAGE_ENV & set(manifest.env())
-    assert set(manifest.volumes()) == {"api-keys", "templates", "sandboxes", "tmp"}
+    assert set(manifest.volumes()) == {"api-keys", "tmp"}  # sandboxes are the cluster's
     assert url_from_env(manifest.env()) is None
 
 
@@ -151,8 +151,11 @@ def test_external_database_takes_its_dsn_from_a_secret(driver: str) -> None:
     assert _writable(manifest, spool) == "emptyDir"
     assert manifest.mounts()[spool] == "spool"
     assert manifest.deployment["spec"]["strategy"] == {"type": "RollingUpdate"}
-    # Nothing that looks like a URL with credentials is rendered anywhere.
-    assert not [v for v in walk(list(manifest.objects)) if isinstance(v, str) and "://" in v]
+    # Nothing that looks like a URL is rendered anywhere, but the control plane's.
+    plane = env["AGENTTIER_CONTROL_PLANE"]
+    assert plane == "kubernetes://"
+    assert not [v for v in walk(list(manifest.objects))
+                if isinstance(v, str) and "://" in v and v != plane]
 
 
 def test_external_database_dsn_key_defaults_to_dsn() -> None:
@@ -161,13 +164,18 @@ def test_external_database_dsn_key_defaults_to_dsn() -> None:
     assert manifest.env()["STORAGE_DSN"] == {"secretKeyRef": {"name": "router-db", "key": "dsn"}}
 
 
-def test_postgres_allows_more_than_one_replica(tmp_path: Path) -> None:
+@pytest.mark.parametrize("driver", ["postgres", "mysql"])
+def test_an_external_database_allows_more_than_one_replica(driver: str, tmp_path: Path) -> None:
     values: dict[str, object] = {
-        "optional.storage.enabled": True, "optional.storage.driver": "postgres",
+        "optional.storage.enabled": True, "optional.storage.driver": driver,
         "optional.storage.dsnSecret.name": "router-db", "router.replicas": 3}
-    assert render(values).deployment["spec"]["replicas"] == 3
-    # ...with a warning: the local control plane keeps sandboxes in one pod's memory.
-    assert "WARNING: router.replicas=3" in render_notes(values, tmp_path)
+    manifest = render(values)  # the kubernetes control plane, by default
+    assert manifest.deployment["spec"]["replicas"] == 3
+    assert manifest.deployment["spec"]["strategy"] == {"type": "RollingUpdate"}
+    notes = render_notes(values, tmp_path)
+    assert "Replicas: 3, sharing the cluster's Sandboxes" in notes
+    assert "each record is stored once in the shared database" in notes
+    assert "WARNING" not in notes
 
 
 def test_storage_settings_are_ignored_while_storage_is_off() -> None:

@@ -91,9 +91,9 @@ def _last_index(keyword: str) -> int:
     return max(i for i, (key, _) in enumerate(INSTRUCTIONS) if key == keyword)
 
 
-def test_installs_the_project_with_the_postgres_and_mysql_extras() -> None:
+def test_installs_the_project_with_the_postgres_mysql_and_kubernetes_extras() -> None:
     installs = [run for run in _all("RUN") if "pip install" in run]
-    assert any("'.[postgres,mysql]'" in run for run in installs), installs
+    assert any("'.[postgres,mysql,kubernetes]'" in run for run in installs), installs
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
         "optional-dependencies"]
     assert {"postgres", "mysql"} <= set(extras)

@@ -36,7 +36,7 @@ from agenttier_router.storage import (
     SQLBackend,
     open_backend,
 )
-from agenttier_router.storage._ratelimit import RateLimitedLog, scrub
+from agenttier_router.storage.recorder.ratelimit import RateLimitedLog, scrub
 
 FAST = RecorderConfig(flush_interval=0.02, retry_initial=0.01, retry_max=0.05, log_interval=3600)
 """Short intervals, so that tests run fast; never logs the same trouble twice."""

@@ -35,7 +35,7 @@ from agenttier_router.storage import (
     SQLBackend,
     open_backend,
 )
-from agenttier_router.storage.spool import encode
+from agenttier_router.storage.recorder.spool import encode
 
 
 class Fault:
@@ -61,8 +61,10 @@ class Fault:
 
     def backend(self, *, hang: bool = False) -> Backend:
         """A backend whose path to the database this fault controls."""
-        # SQLite: the busy timeout decides between "locked" at once and a long wait.
-        connect_timeout = 30.0 if hang and self.kind == "sqlite" else 1.0
+        # SQLite: the busy timeout decides between "locked" at once and a long wait. "At once"
+        # is well under the second after which the writer spools a stalled batch, so that a
+        # down database fails its writes rather than stalling them (which would race with up()).
+        connect_timeout = (30.0 if hang else 0.2) if self.kind == "sqlite" else 1.0
         backend = open_backend(self.faulty_url, connect_timeout=connect_timeout,
                                statement_timeout=30.0)
         self._backends.append(backend)

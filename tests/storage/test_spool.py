@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from agenttier_router.storage import AuditEvent, CostSnapshot, Record, SandboxEvent
-from agenttier_router.storage.spool import SPOOL_FILE, Spool, encode
+from agenttier_router.storage.recorder.spool import SPOOL_FILE, Spool, encode
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -132,6 +132,49 @@ def test_a_batch_bigger_than_the_cap_keeps_its_newest(tmp_path: Path) -> None:
     evicted = spool.append(batch)
     assert evicted == Counter({AuditEvent: 7})
     assert spool.peek(100)[1] == batch[-3:]
+    spool.close()
+
+
+def test_a_full_spool_evicts_anonymous_denials_first(tmp_path: Path) -> None:
+    # Issue 9: keyless requests flooding the history during an outage must not push
+    # out the records of people who were let in (or denied, but known).
+    def anonymous(i: int) -> AuditEvent:
+        return AuditEvent(actor="anonymous", action="exec", outcome="denied",
+                          sandbox_id=f"sb-{i:06d}", time=T0)
+
+    def known(i: int) -> AuditEvent:
+        outcome = "denied" if i % 2 else "success"  # a known caller's denial is kept too
+        return AuditEvent(actor="alice", action="exec", outcome=outcome,
+                          sandbox_id=f"sb-{i:06d}", time=T0)
+
+    anonymous_ok = AuditEvent(actor="anonymous", action="healthz", time=T0)  # not a denial
+    older = [r for i in range(6) for r in (known(i), anonymous(100 + i))]
+    records = [anonymous_ok, *older]
+    cap = sum(encode(r)[1] for r in records)
+    spool = Spool(tmp_path, max_bytes=cap)
+    assert spool.append(records) == Counter()
+
+    newer = [known(i) for i in range(10, 13)]
+    evicted = spool.append(newer)
+    need = sum(encode(r)[1] for r in newer)
+    per_denial = encode(anonymous(100))[1]
+    gone = -(-need // per_denial)  # the fewest anonymous denials that make room
+    assert evicted == Counter({AuditEvent: gone})
+    _, kept = spool.peek(100)
+    denials = [r for r in older if r.actor == "anonymous"]
+    # The oldest anonymous denials went; every other record stayed, in order.
+    assert kept == [r for r in records if r not in denials[:gone]] + newer
+
+    # Once no anonymous denial is left, the oldest of the rest go, as before.
+    before = kept
+    spool.unpin()  # peek pinned them, as for a replay
+    extra = [known(i) for i in range(20, 26)]
+    spool.append(extra)
+    _, kept = spool.peek(1000)
+    assert [r for r in kept if r.actor == "anonymous" and r.outcome == "denied"] == []
+    survivors = [r for r in before if r not in denials]
+    assert len(survivors) + len(extra) > len(kept) > len(extra)  # some of the rest went
+    assert kept == survivors[len(survivors) + len(extra) - len(kept):] + extra
     spool.close()
 
 

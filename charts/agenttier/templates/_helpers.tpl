@@ -68,3 +68,86 @@ app.kubernetes.io/part-of: agenttier
 {{- define "agenttier.storage.pvc" -}}
 {{- if and (include "agenttier.storage.sqlite" .) .Values.optional.storage.sqlite.persistence.enabled -}}true{{- end -}}
 {{- end -}}
+
+{{/* The control plane, the mode and what they imply. */}}
+{{- define "agenttier.kubernetes" -}}
+{{- if eq (toString .Values.router.controlPlane) "kubernetes" -}}true{{- end -}}
+{{- end -}}
+
+{{- define "agenttier.watch" -}}
+{{- if eq (toString .Values.router.mode) "watch" -}}true{{- end -}}
+{{- end -}}
+
+{{/* AGENTTIER_CONTROL_PLANE: kubernetes:// (in-cluster config), one namespace, or local. */}}
+{{- define "agenttier.controlPlaneURL" -}}
+{{- if include "agenttier.kubernetes" . -}}
+{{- if .Values.router.namespace -}}
+{{- printf "kubernetes://?namespace=%s" .Values.router.namespace -}}
+{{- else -}}
+kubernetes://
+{{- end -}}
+{{- else -}}
+{{- printf "local://%s" (include "agenttier.paths.sandboxes" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* RBAC is rendered in kubernetes mode only, unless rbac.create=false. */}}
+{{- define "agenttier.rbac" -}}
+{{- if and (include "agenttier.kubernetes" .) .Values.rbac.create -}}true{{- end -}}
+{{- end -}}
+
+{{/* Cluster-scoped names carry the release's namespace: two releases never share one. */}}
+{{- define "agenttier.clusterRoleName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "agenttier.router.fullname" .) -}}
+{{- end -}}
+
+{{/*
+The RBAC rules of the Router's Kubernetes account: exactly the verbs it uses.
+Called with (dict "root" $ "scope" S): S "namespaced" gives the rules on
+namespaced resources, "cluster" the rules on cluster-scoped ones (the
+ClusterSandboxTemplates), "all" both. A watcher (router.mode=watch) only reads.
+*/}}
+{{- define "agenttier.rbac.rules" -}}
+{{- $watch := include "agenttier.watch" .root -}}
+{{- if has .scope (list "all" "namespaced") }}
+- apiGroups: ["agenttier.io"]
+  resources: ["sandboxes"]
+  {{- if $watch }}
+  verbs: ["get", "list", "watch"]
+  {{- else }}
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  {{- end }}
+{{- if not $watch }}
+- apiGroups: ["agenttier.io"]
+  resources: ["sandboxes/status"]
+  verbs: ["get", "update", "patch"]
+{{- end }}
+- apiGroups: ["agenttier.io"]
+  resources: ["sandboxtemplates"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+{{- if has .scope (list "all" "cluster") }}
+- apiGroups: ["agenttier.io"]
+  resources: ["clustersandboxtemplates"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+{{- if has .scope (list "all" "namespaced") }}
+{{- if not $watch }}
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list"]
+- apiGroups: [""]
+  resources: ["pods/exec"]
+  # create: the exec POST; get: the WebSocket upgrade, a GET.
+  verbs: ["create", "get"]
+{{- end }}
+- apiGroups: [""]
+  resources: ["events"]
+  {{- if $watch }}
+  verbs: ["get", "list", "watch"]
+  {{- else }}
+  # create: the ShareGranted and ShareRevoked Events the Router writes.
+  verbs: ["get", "list", "watch", "create"]
+  {{- end }}
+{{- end }}
+{{- end -}}

@@ -108,8 +108,11 @@ def create_app(services: Services, *, api: bool = True) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz")
-    def readyz() -> dict[str, Any]:
-        """Readiness, with the storage state (password masked). Storage never makes it fail."""
+    def readyz(response: Response) -> dict[str, Any]:
+        """Readiness: 503 while the control plane cannot serve; storage never makes it fail.
+
+        Reports the storage state (password masked) and the control plane's.
+        """
         status = recorder.status()
         if not storage.enabled:
             state_name = "off"
@@ -117,10 +120,14 @@ def create_app(services: Services, *, api: bool = True) -> FastAPI:
             state_name = "misconfigured"
         else:
             state_name = "failing" if status.failing else "ok"
-        return {"status": "ok", "storage": {
+        problem = services.control_plane.problem()
+        if problem is not None:
+            response.status_code = 503
+        return {"status": "ok" if problem is None else "unavailable", "storage": {
             "state": state_name, "url": storage.url, "error": storage.open_error,
             "queued": status.queued, "spooled": status.spooled,
-        }}
+        }, "controlPlane": {"state": "ok" if problem is None else "unavailable",
+                            "error": str(problem or "")}}
 
     @app.get("/metrics", response_class=Response)
     def metrics() -> Response:

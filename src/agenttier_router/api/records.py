@@ -97,7 +97,7 @@ def _build(kind: Any, **fields: Any) -> Any:
 
 
 def _caught_up(state: Services) -> None:
-    state.recorder.flush(READ_WAIT)
+    state.recorder.wait_written(READ_WAIT)
 
 
 def _details(text: str) -> dict[str, Any]:

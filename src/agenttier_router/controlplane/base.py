@@ -195,5 +195,8 @@ class ControlPlane(Protocol):
     def unshare(self, name: str, namespace: str, identity: str) -> Sandbox:
         """Revoke every share ``identity`` holds, as a user or as a group."""
 
+    def problem(self) -> ControlPlaneUnavailable | None:
+        """Why the plane cannot serve now (for readiness), or None when it can."""
+
     def close(self) -> None:
-        """Stop background work; sandboxes of a local control plane go with the process."""
+        """Stop background work: a local plane stops its sandboxes, a Kubernetes one its watches."""

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Literal
 from .base import (
     ControlPlane,
     ControlPlaneError,
+    ControlPlaneUnavailable,
     ExecResult,
     InvalidRequest,
     Phase,
@@ -362,6 +363,10 @@ class LocalControlPlane:
             entry.sandbox = replace(entry.sandbox, shares=shares)
             self._store.save(entry.saved())
             return entry.sandbox
+
+    def problem(self) -> ControlPlaneUnavailable | None:
+        """Always None: a local plane is there as long as its process is."""
+        return None
 
     def close(self) -> None:
         """Kill every command, stop every Running sandbox, and stop; every action then refuses.

@@ -13,14 +13,18 @@ API server restarted) resumes from the last version seen, so nothing is lost
 or seen twice. A watch answered with 410 Gone (the history it needs was
 compacted) re-lists: objects that changed or vanished meanwhile are handed to
 the handler as MODIFIED or DELETED, and the old objects are served until the
-new list has arrived. Failures are retried with a capped backoff; the last
-one is kept in :attr:`Informer.problem` until the informer works again.
+new list has arrived. (A list shows states, not history: a phase entered and
+left while the watch was away *and* its history was compacted is seen by
+nobody. The Events about it still are.) Failures are retried with a capped
+backoff; the last one is kept in :attr:`Informer.problem` until the informer
+works again.
 
-Every change is applied, and given to the handler, under one lock, so the
-handler sees each object's changes in order, whether they came from the watch
-or from :meth:`Informer.observe` (a write's own answer, for read-your-writes).
-Reads take another lock, held only to copy a reference and never while calling
-out, so that a handler may read any informer without risking a deadlock.
+Only the list and the watch change what it holds, so the handler sees every
+version the watch delivers, in order, and never skips one: a caller that
+wants to read its own writes at once keeps them aside itself (the plane does).
+Every change is applied, and given to the handler, under one lock. Reads take
+another lock, held only to copy a reference and never while calling out, so
+that a handler may read any informer without risking a deadlock.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ import copy
 import json
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -46,8 +49,6 @@ Key = tuple[str, str]
 
 Handler = Callable[[str, Mapping[str, Any] | None, Mapping[str, Any] | None], None]
 """Called with (type, old, new): ADDED/MODIFIED (old may be None) or DELETED (new is None)."""
-
-_TOMBSTONES = 10_000
 
 
 def key_of(obj: Mapping[str, Any]) -> Key:
@@ -73,8 +74,8 @@ class Informer:
     ``list_call`` is a Kubernetes client list method with its positional arguments
     bound (``functools.partial(custom.list_cluster_custom_object, GROUP, VERSION,
     "sandboxes")``); it is called with ``_preload_content=False`` and the watch
-    arguments. ``handler`` is called for every change, on the informer's thread
-    (or the thread that calls :meth:`observe`), and must not raise.
+    arguments. ``handler`` is called for every change, on the informer's thread,
+    and must not raise.
     """
 
     def __init__(self, name: str, list_call: Callable[..., Any], handler: Handler, *,
@@ -91,7 +92,6 @@ class Informer:
         self._apply_lock = threading.RLock()  # orders changes and handler calls
         self._lock = threading.Lock()  # guards the map; held only for a lookup or a copy
         self._objects: dict[Key, dict[str, Any]] = {}
-        self._gone: OrderedDict[Key, int] = OrderedDict()  # deleted keys -> version, bounded
         self._version = ""
         self._synced = threading.Event()
         self._stop = threading.Event()
@@ -135,20 +135,6 @@ class Informer:
         """Every object (read-only views: do not modify them)."""
         with self._lock:
             return list(self._objects.values())
-
-    # Writing
-
-    def observe(self, obj: Mapping[str, Any]) -> None:
-        """Apply an object a write of ours returned, unless the informer knows a newer one."""
-        self._apply("MODIFIED", dict(obj))
-
-    def forget(self, key: Key, version: int) -> None:
-        """Apply a deletion we made (at ``version``, if known), unless newer news is here."""
-        with self._apply_lock:
-            with self._lock:
-                old = self._objects.get(key)
-            if old is not None and _version(old) <= version:
-                self._apply("DELETED", old)
 
     # Life
 
@@ -255,20 +241,13 @@ class Informer:
             with self._lock:
                 old = self._objects.get(key)
                 if kind == "DELETED":
-                    if old is None or (version and _version(old) > version):
+                    if old is None:
                         return
                     del self._objects[key]
-                    self._gone[key] = version
-                    self._gone.move_to_end(key)
-                    while len(self._gone) > _TOMBSTONES:
-                        self._gone.popitem(last=False)
                     new: dict[str, Any] | None = None
                 else:
                     if old is not None and _version(old) >= version:
-                        return  # already known (our own write, seen again in the watch)
-                    if old is None and self._gone.get(key, -1) >= version:
-                        return  # an answer that arrived after the watch saw the object go
-                    self._gone.pop(key, None)
+                        return  # unchanged (a re-list that finds it as it was)
                     self._objects[key] = obj
                     new = obj
             try:

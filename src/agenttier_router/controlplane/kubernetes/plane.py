@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import functools
 import logging
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -69,6 +70,7 @@ _CONFLICT_RETRIES = 5
 _TOMBSTONES = 1_000
 _MERGE_PATCH = "application/merge-patch+json"
 _Sharing = dict[str, list[dict[str, Any]]]
+_Transitions = list[Transition]  # ("list" is a method's name inside the class)
 """``spec.sharing``'s users and groups lists, by field."""
 
 
@@ -116,7 +118,11 @@ class KubernetesControlPlane:
         self._container = exec_container
         self._warn = RateLimitedWarning(_log)
         self._lock = threading.Lock()
-        self._sandboxes: dict[Key, Sandbox] = {}
+        self._sandboxes: dict[Key, Sandbox] = {}  # as the watch last delivered them
+        self._versions: dict[Key, int] = {}  # their resourceVersions
+        # Our own writes' answers (read-your-writes), until the watch catches up with them:
+        # key -> (resourceVersion, object, sandbox, uid); (maxsize, None, None, uid) once deleted.
+        self._written: dict[Key, tuple[int, dict[str, Any] | None, Sandbox | None, str]] = {}
         self._by_name: dict[str, set[str]] = {}
         self._last_ids: dict[str, str] = {}  # sandbox uid -> the id of its last transition
         self._gone: OrderedDict[str, Sandbox] = OrderedDict()  # uid -> last state, bounded
@@ -258,8 +264,7 @@ class KubernetesControlPlane:
     def get(self, name: str, namespace: str) -> Sandbox:
         """Return one sandbox, from memory, or raise :class:`SandboxNotFound`."""
         self._require_synced()
-        with self._lock:
-            sandbox = self._sandboxes.get((namespace, name))
+        sandbox = self._known((namespace, name))
         if sandbox is None:
             raise SandboxNotFound(f"no sandbox {name!r} in namespace {namespace!r}")
         return sandbox
@@ -268,14 +273,22 @@ class KubernetesControlPlane:
         """Every sandbox called ``name``, in any namespace, by namespace (from memory)."""
         self._require_synced()
         with self._lock:
-            return [self._sandboxes[(ns, name)] for ns in sorted(self._by_name.get(name, ()))]
+            namespaces = set(self._by_name.get(name, ()))
+            namespaces.update(ns for ns, n in self._written if n == name)
+        found = (self._known((ns, name)) for ns in sorted(namespaces))
+        return [s for s in found if s is not None]
 
     def list(self, namespace: str | None = None) -> list[Sandbox]:
         """Every sandbox, or those of one namespace, oldest first (from memory)."""
         self._require_synced()
         with self._lock:
-            found = [s for s in self._sandboxes.values()
-                     if namespace is None or s.namespace == namespace]
+            current = dict(self._sandboxes)
+            for key, (_, _, sandbox, _) in self._written.items():
+                if sandbox is None:
+                    current.pop(key, None)
+                else:
+                    current[key] = sandbox
+        found = [s for s in current.values() if namespace is None or s.namespace == namespace]
         found.sort(key=lambda s: (s.created_at, s.name, s.namespace))  # ties: by name
         return found
 
@@ -314,12 +327,7 @@ class KubernetesControlPlane:
         except SandboxConflict as error:
             raise SandboxConflict(
                 f"sandbox {name!r} already exists in namespace {namespace!r}") from error
-        obj = decode(response)
-        self._informer.observe(obj)
-        sandbox = self._convert(obj)
-        if sandbox is None:  # the server answered something we cannot read: say so
-            raise ControlPlaneUnavailable("the API server's answer to create is unreadable")
-        return sandbox
+        return self._remember(decode(response))
 
     def stop(self, name: str, namespace: str) -> Sandbox:
         """Ask the controller to stop a Running sandbox (annotation ``agenttier.io/action:
@@ -356,12 +364,12 @@ class KubernetesControlPlane:
                 GROUP, VERSION, namespace, "sandboxes", name, _preload_content=False)
         answer = decode(response)
         if isinstance(answer, dict) and answer.get("kind") == "Sandbox":
-            self._informer.observe(answer)  # held by a finalizer: now Deleting
+            self._remember(answer)  # held by a finalizer: now Deleting
         else:
-            cached = self._informer.get((namespace, name))
-            if cached is not None:
-                self._informer.forget((namespace, name),
-                                      int(meta(cached).get("resourceVersion") or 0))
+            gone = self._known((namespace, name))
+            with self._lock:  # gone; until the watch says so too
+                self._written[(namespace, name)] = (sys.maxsize, None, None,
+                                                    gone.uid if gone else "")
 
     def exec(self, name: str, namespace: str, command: str, timeout: float) -> ExecResult:
         """Run ``/bin/sh -c command`` in the sandbox pod's ``sandbox`` container (pods/exec).
@@ -371,7 +379,7 @@ class KubernetesControlPlane:
         _check_command(command)
         _check_timeout(timeout)
         sandbox = self.get(name, namespace)
-        obj = self._informer.get((namespace, name)) or {}
+        obj = self._raw((namespace, name)) or {}
         status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
         pod = status.get("podName") if isinstance(status, dict) else None
         if sandbox.phase is not Phase.RUNNING or not isinstance(pod, str) or not pod:
@@ -430,13 +438,13 @@ class KubernetesControlPlane:
             response = self._custom.get_namespaced_custom_object(
                 GROUP, VERSION, namespace, "sandboxes", name, _preload_content=False)
         obj: dict[str, Any] = decode(response)
-        self._informer.observe(obj)
+        self._remember(obj)
         return copy.deepcopy(obj)
 
     def _current(self, name: str, namespace: str) -> dict[str, Any]:
         self._check_namespace(namespace)
         self._require_synced()
-        obj = self._informer.get((namespace, name))
+        obj = self._raw((namespace, name))
         if obj is None:
             raise SandboxNotFound(f"no sandbox {name!r} in namespace {namespace!r}")
         return obj
@@ -449,7 +457,15 @@ class KubernetesControlPlane:
                 else self._custom.replace_namespaced_custom_object)
         resource = "sandboxes/status" if status else "sandboxes"
         for attempt in range(_CONFLICT_RETRIES):
-            change(obj)
+            try:
+                change(obj)
+            except SandboxConflict:
+                if attempt:
+                    raise
+                # Our memory may lag the cluster by a moment (another replica just moved
+                # it): a refusal is only final once the API server's copy agrees.
+                obj = self._fresh(name, namespace)
+                change(obj)
             with translate("update", resource, namespace=namespace, name=name):
                 try:
                     response = call(GROUP, VERSION, namespace, "sandboxes", name, obj,
@@ -459,9 +475,7 @@ class KubernetesControlPlane:
                         obj = self._fresh(name, namespace)
                         continue
                     raise
-            new = decode(response)
-            self._informer.observe(new)
-            return self._convert_or_fail(new)
+            return self._remember(decode(response))
         raise SandboxConflict(f"sandbox {name!r} kept changing; try again")  # pragma: no cover
 
     def _patch_sharing(self, name: str, namespace: str,
@@ -490,9 +504,9 @@ class KubernetesControlPlane:
                         continue
                     raise
             new = decode(response)
-            self._informer.observe(new)
+            sandbox = self._remember(new)
             self._post_event(new, reason, identity)
-            return self._convert_or_fail(new)
+            return sandbox
         raise SandboxConflict(f"sandbox {name!r} kept changing; try again")  # pragma: no cover
 
     def _post_event(self, obj: Mapping[str, Any], reason: str, message: str) -> None:
@@ -506,6 +520,34 @@ class KubernetesControlPlane:
         except Exception as error:
             self._warn(f"event/{reason}", "could not write the %s Event about %s/%s: %s", reason,
                        namespace, meta(obj).get("name"), error)
+
+    def _remember(self, obj: dict[str, Any]) -> Sandbox:
+        """Keep a write's answer for reads until the watch delivers that version (or newer)."""
+        sandbox = self._convert_or_fail(obj)
+        key = key_of(obj)
+        version = _version_of(obj)
+        with self._lock:
+            written = self._written.get(key)
+            if version > self._versions.get(key, -1) and (written is None
+                                                          or version > written[0]):
+                self._written[key] = (version, obj, sandbox, sandbox.uid)
+        return sandbox
+
+    def _known(self, key: Key) -> Sandbox | None:
+        """A sandbox as we know it: our own newer write, else what the watch delivered."""
+        with self._lock:
+            written = self._written.get(key)
+            if written is not None:
+                return written[2]
+            return self._sandboxes.get(key)
+
+    def _raw(self, key: Key) -> dict[str, Any] | None:
+        """A deep copy of the newest object we know (for a write built on it), or None."""
+        with self._lock:
+            written = self._written.get(key)
+        if written is not None:
+            return copy.deepcopy(written[1]) if written[1] is not None else None
+        return self._informer.get(key)
 
     def _convert_or_fail(self, obj: Mapping[str, Any]) -> Sandbox:
         sandbox = self._convert(obj)
@@ -592,6 +634,10 @@ class KubernetesControlPlane:
         """A sandbox left (deleted, or replaced under its name): its Deleting transition."""
         with self._lock:
             sandbox = self._sandboxes.pop(key, None)
+            self._versions.pop(key, None)
+            written = self._written.get(key)
+            if written is not None and written[3] == meta(obj).get("uid"):
+                del self._written[key]  # what we wrote about it is history now
             if sandbox is None:
                 return
             namespaces = self._by_name.get(key[1])
@@ -620,8 +666,14 @@ class KubernetesControlPlane:
         sandbox = self._convert(new)
         if sandbox is None:
             return
+        version = _version_of(new)
         with self._lock:
             self._sandboxes[key] = sandbox
+            self._versions[key] = version
+            written = self._written.get(key)
+            if written is not None and (written[0] <= version
+                                        or written[3] != sandbox.uid):
+                del self._written[key]  # the watch has caught up (or it is another object now)
             self._by_name.setdefault(key[1], set()).add(key[0])
             if phase_of(new) is None:
                 return  # not reconciled yet: the controller's Creating comes next
@@ -638,30 +690,70 @@ class KubernetesControlPlane:
         about = event_about(new)
         if about is None:
             return
-        namespace, name, uid = about
-        with self._lock:
-            sandbox = self._sandboxes.get((namespace, name))
-            if sandbox is not None and uid and sandbox.uid != uid:
-                sandbox = None
-            tombstone = self._gone.get(uid) if uid else None
-        if sandbox is None and tombstone is None:
-            sandbox = self._look_up_for_event(namespace, name, uid)
-        if sandbox is None:
-            sandbox = stand_in(namespace, name, uid, tombstone)
-        transition = transition_of_event(new, sandbox, self._clock())
+        transition = transition_of_event(new, self._event_sandbox(*about, look_up=True),
+                                         self._clock())
         if transition is not None:
             self._emit(transition)
 
-    def _look_up_for_event(self, namespace: str, name: str, uid: str) -> Sandbox | None:
-        """An Event outran its Sandbox's ADDED: read the Sandbox once (events thread only)."""
-        try:
-            obj = self._fresh(name, namespace)
-        except Exception:
-            return None
-        if uid and meta(obj).get("uid") != uid:
-            return None
+    def _event_sandbox(self, namespace: str, name: str, uid: str, *, look_up: bool) -> Sandbox:
+        """The sandbox an Event is about: as we know it, as it was when it went, or (on the
+        Events thread only) read once from the API server when the Event outran its ADDED."""
+        sandbox = self._known((namespace, name))
+        if sandbox is not None and (not uid or sandbox.uid == uid):
+            return sandbox
         with self._lock:
-            return self._sandboxes.get((namespace, name))
+            tombstone = self._gone.get(uid) if uid else None
+        if tombstone is not None:
+            return tombstone
+        if look_up:
+            try:
+                obj = self._fresh(name, namespace)
+            except SandboxNotFound:
+                obj = None
+            except Exception:  # the API server is away: say what we know, look again later
+                return stand_in(namespace, name, uid, None)
+            if obj is not None and (not uid or meta(obj).get("uid") == uid):
+                found = self._known((namespace, name))
+                if found is not None:
+                    return found
+            if uid:  # gone for good: remember, so that its other Events need no lookup
+                with self._lock:
+                    self._gone[uid] = stand_in(namespace, name, uid, None)
+                    while len(self._gone) > _TOMBSTONES:
+                        self._gone.popitem(last=False)
+        return stand_in(namespace, name, uid, None)
+
+    def events(self, *, namespace: str | None = None, name: str | None = None,
+               since: datetime | None = None, until: datetime | None = None,
+               limit: int = 100) -> _Transitions:
+        """The Kubernetes Events about Sandboxes that the cluster still holds, newest first,
+        from memory: what ``/audit/events`` answers with when storage is off. The filters
+        (namespace, sandbox name, ``since`` <= time < ``until``) apply before ``limit``."""
+        self._require_synced(self._informer, self._events)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise InvalidRequest(f"limit must be an integer >= 0 (got {limit!r})")
+        now = self._clock()
+        found: _Transitions = []
+        for obj in self._events.objects():
+            about = event_about(obj)
+            if about is None or (namespace is not None and about[0] != namespace) or (
+                    name is not None and about[1] != name):
+                continue
+            transition = transition_of_event(obj, self._event_sandbox(*about, look_up=False),
+                                             now)
+            if transition is None or (since is not None and transition.time < since) or (
+                    until is not None and transition.time >= until):
+                continue
+            found.append(transition)
+        found.sort(key=lambda t: (t.time, t.id), reverse=True)
+        return found[:limit]
+
+
+def _version_of(obj: Mapping[str, Any]) -> int:
+    try:
+        return int(meta(obj).get("resourceVersion") or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _require_phase(obj: Mapping[str, Any], action: str, *allowed: Phase) -> None:

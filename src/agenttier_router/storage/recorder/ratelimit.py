@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from .errors import StorageError
+from ..errors import StorageError
 
 __all__ = ["RateLimitedLog", "describe", "scrub"]
 

@@ -21,10 +21,23 @@ survives the process being killed (SIGKILL, OOM), though the last appends
 before a power cut may be lost. Size: the cap counts each record's payload
 (its text fields in UTF-8, 8 bytes per number, 64 bytes of overhead); when an
 append would pass it, the oldest records go first. The file itself is a
-little larger (pages, the primary key); it is shrunk when the spool empties.
+little larger (pages, the primary key); it is replaced by a fresh, empty file
+when the spool empties.
 
 One process at a time owns a spool directory: a lock file (``flock``) keeps a
 second recorder from replaying the same records at the same time.
+
+A full disk (issue 9). SQLite needs free space to delete as well as to
+insert: in WAL mode a ``DELETE`` appends pages to the log. So removal is in
+two steps. :meth:`Spool.remove` first removes records *logically*: it moves
+a watermark, in memory, past them, so that :meth:`Spool.peek` never returns
+them again and ``count`` and ``bytes`` no longer include them; then it tries
+the ``DELETE``. When that fails, ``trim_error`` says why and the rows stay
+in the file until :meth:`Spool.trim` succeeds. Once every record is removed
+logically, ``trim`` starts a fresh, empty file instead of deleting rows, which
+needs no free space at all. Rows removed only logically are replayed again
+(harmlessly) if the process stops before a trim. :meth:`Spool.probe` tells
+whether the file takes writes again.
 """
 
 from __future__ import annotations
@@ -41,8 +54,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ._time import format_ts
-from .records import AuditEvent, CostSnapshot, Record, SandboxEvent
+from .._time import format_ts
+from ..records import AuditEvent, CostSnapshot, Record, SandboxEvent
 
 __all__ = ["DEFAULT_MAX_BYTES", "SPOOL_FILE", "Spool"]
 
@@ -71,8 +84,15 @@ _INSERT = (
     f"VALUES ({', '.join('?' * 11)})"
 )
 _SELECT = f"SELECT seq, kind, event_id, ts, {', '.join(_FIELDS)} FROM spool"
+# Denied requests without a valid key (issue 9): anyone can make many, so a flood of them
+# during an outage must not push out the records of known callers. They go first.
+# Literals, not parameters, so that SQLite can use the partial index.
+_EXPENDABLE = "kind = 1 AND f1 = 'anonymous' AND f6 = 'denied'"
+_EXPENDABLE_INDEX = (
+    f"CREATE INDEX IF NOT EXISTS spool_expendable ON spool (seq) WHERE {_EXPENDABLE}"
+)
 
-log = logging.getLogger("agenttier_router.storage.spool")
+log = logging.getLogger("agenttier_router.storage.recorder.spool")
 
 # Per record class: its kind number and the fields stored after event_id and time.
 _LAYOUT: dict[type, tuple[int, tuple[str, ...]]] = {
@@ -149,7 +169,13 @@ class Spool:
         except BaseException:
             os.close(self._lock_fd)
             raise
+        self._clock = clock
         self._pinned = 0
+        self._done = 0  # every record up to this seq is removed, if only logically
+        self._trimmed = 0  # … and up to this one, from the file too
+        self._closed_db = False
+        self.trim_error: BaseException | None = None
+        """Why the last :meth:`remove` or :meth:`trim` could not delete rows from the file."""
         self.count = 0
         """Records in the spool."""
         self.bytes = 0
@@ -187,15 +213,18 @@ class Spool:
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA journal_size_limit=16777216")
         db.execute(_SCHEMA)
+        db.execute(_EXPENDABLE_INDEX)
         db.execute(f"PRAGMA user_version={_VERSION}")
         return db
 
     def append(self, records: Sequence[Record]) -> Counter[type]:
         """Append ``records`` in order; return per-class counts of the records evicted.
 
-        Evicts the oldest records, never the ones :meth:`peek` pinned, until
-        the new ones fit under the cap; if even that is not enough, the oldest
-        of ``records`` themselves are evicted (not stored).
+        Evicts records, never the ones :meth:`peek` pinned, until the new
+        ones fit under the cap: first anonymous denials (audit events of actor
+        ``anonymous`` with outcome ``denied``), oldest first, then the oldest
+        of the rest; if even that is not enough, the oldest of ``records``
+        themselves are evicted (not stored).
         """
         rows = [encode(r) for r in records]
         incoming = sum(row[1] for row in rows)
@@ -227,23 +256,33 @@ class Spool:
         return evicted
 
     def _evict(self, excess: int, evicted: Counter[type]) -> int:
+        freed = self._evict_oldest(excess, evicted, _EXPENDABLE)
+        if freed < excess:
+            freed += self._evict_oldest(excess - freed, evicted, "1 = 1")
+        return freed
+
+    def _evict_oldest(self, excess: int, evicted: Counter[type], where: str) -> int:
+        """Delete the oldest unpinned records matching ``where`` until ``excess`` bytes go."""
         freed = 0
         last = None
+        floor = max(self._pinned, self._done)
         cursor = self._db.execute(
-            "SELECT seq, kind, size FROM spool WHERE seq > ? ORDER BY seq", (self._pinned,)
+            f"SELECT seq, kind, size FROM spool WHERE seq > ? AND {where} ORDER BY seq", (floor,)
         )
+        gone: Counter[type] = Counter()
         for seq, kind, size in cursor:
             freed += size
             last = seq
-            evicted[_CLASSES[kind][0]] += 1
+            gone[_CLASSES[kind][0]] += 1
             if freed >= excess:
                 break
         cursor.close()
         if last is not None:
-            gone = self._db.execute(
-                "DELETE FROM spool WHERE seq > ? AND seq <= ?", (self._pinned, last)
-            ).rowcount
-            self.count -= gone
+            self._db.execute(
+                f"DELETE FROM spool WHERE seq > ? AND seq <= ? AND {where}", (floor, last)
+            )
+            evicted.update(gone)
+            self.count -= gone.total()
             self.bytes -= freed
         return freed
 
@@ -252,7 +291,9 @@ class Spool:
 
         Pinned records are never evicted; :meth:`remove` or :meth:`unpin` ends the pin.
         """
-        rows = self._db.execute(_SELECT + " ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        rows = self._db.execute(
+            _SELECT + " WHERE seq > ? ORDER BY seq LIMIT ?", (self._done, limit)
+        ).fetchall()
         if not rows:
             return 0, []
         self._pinned = rows[-1][0]
@@ -267,49 +308,119 @@ class Spool:
         self._pinned = 0
 
     def remove(self, upto: int) -> Counter[type]:
-        """Delete every record up to seq ``upto``; return per-class counts of what went."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            counts = db.execute(
-                "SELECT kind, count(*), coalesce(sum(size), 0) FROM spool WHERE seq <= ? "
-                "GROUP BY kind", (upto,)
-            ).fetchall()
-            db.execute("DELETE FROM spool WHERE seq <= ?", (upto,))
-            db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            self.refresh()
-            raise
+        """Remove every record up to seq ``upto``; return per-class counts of what went.
+
+        The records are gone for :meth:`peek`, ``count`` and ``bytes`` once
+        this returns, even when the file cannot be changed (a full disk): then
+        ``trim_error`` holds the error and the rows wait for :meth:`trim`.
+        Raises ``sqlite3.Error`` only when the file cannot even be read.
+        """
+        counts = self._db.execute(
+            "SELECT kind, count(*), coalesce(sum(size), 0) FROM spool WHERE seq > ? AND seq <= ? "
+            "GROUP BY kind", (self._done, upto)
+        ).fetchall()
+        self._done = max(self._done, upto)
         self._pinned = 0
         removed: Counter[type] = Counter()
         for kind, n, size in counts:
             removed[_CLASSES[kind][0]] += n
             self.count -= n
             self.bytes -= size
-        if self.count == 0:
-            self._shrink()
+        with contextlib.suppress(sqlite3.Error):  # trim_error says why; a later trim() retries
+            self.trim()
         return removed
 
-    def _shrink(self) -> None:
-        """Give the freed pages back to the file system once the spool is empty."""
-        with contextlib.suppress(sqlite3.Error):
-            self._db.execute("PRAGMA incremental_vacuum")
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    def forget(self, upto: int) -> None:
+        """Treat every record up to seq ``upto`` as removed, without reading the file.
+
+        For records known to be written when even :meth:`remove` failed: they
+        are never returned again, and ``count`` is taken afresh if the file
+        can be read.
+        """
+        self._done = max(self._done, upto)
+        self._pinned = 0
+        self.refresh()
+
+    @property
+    def untrimmed(self) -> bool:
+        """True while records removed logically are still in the file (see :meth:`trim`)."""
+        return self._done > self._trimmed or self._closed_db
+
+    def trim(self) -> None:
+        """Delete from the file the records :meth:`remove` took out; raises when it cannot.
+
+        When no record is left, the file is replaced by a fresh, empty one,
+        which frees its space even on a full disk.
+        """
+        if not self.untrimmed:
+            return
+        try:
+            if self.count == 0:
+                self._reset()
+            else:
+                db = self._db
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.execute("DELETE FROM spool WHERE seq <= ?", (self._done,))
+                    db.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                    raise
+                self._trimmed = self._done
+        except sqlite3.Error as error:
+            self.trim_error = error
+            raise
+        self.trim_error = None
+
+    def _reset(self) -> None:
+        """Start a fresh file: only when every record in it has been removed."""
+        if not self._closed_db:
+            self._closed_db = True
+            self._db.close()
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{self.path}{suffix}")
+        self._db = self._open(self._clock)
+        self._closed_db = False
+        self._done = self._trimmed = self._pinned = 0
+        self.count = self.bytes = self.last_seq = 0
+
+    def probe(self) -> None:
+        """Commit a write that leaves nothing behind; raises ``sqlite3.Error`` when it cannot.
+
+        Tells whether the file takes writes again after a full disk. It writes
+        pages to the log as an append does, though a later append may still
+        find the disk full.
+        """
+        self.trim()
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("INSERT INTO spool (kind, size, event_id, ts) VALUES (0, 0, '', '')")
+            db.execute("DELETE FROM spool WHERE kind = 0")
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
 
     def refresh(self) -> None:
         """Recount the records and bytes from the file (after an error, or at open)."""
         with contextlib.suppress(sqlite3.Error):
-            self.count, self.bytes, self.last_seq = self._db.execute(
-                "SELECT count(*), coalesce(sum(size), 0), coalesce(max(seq), 0) FROM spool"
+            self.count, self.bytes, last_seq = self._db.execute(
+                "SELECT count(*), coalesce(sum(size), 0), coalesce(max(seq), 0) FROM spool "
+                "WHERE seq > ?", (self._done,)
             ).fetchone()
+            self.last_seq = max(self.last_seq, last_seq)
 
     def close(self) -> None:
         """Close the file and release the directory. Calling it twice is harmless."""
         if self._lock_fd < 0:
             return
         with contextlib.suppress(sqlite3.Error):
+            if self.count == 0 and self.untrimmed:
+                self.trim()
             self._db.close()
         os.close(self._lock_fd)
         self._lock_fd = -1

@@ -23,6 +23,16 @@ moves the batch to the spool (or holds it when there is none) and starts an
 exponential backoff with jitter; while it lasts, the writer keeps moving the
 queue into the spool. A flush or close cuts a backoff short once, so that it
 tries the database at once.
+
+When the spool cannot be written or trimmed (a full disk, issue 9), the
+writer is *degraded*: it stops moving records into the spool, and the FIFO
+becomes spool, held, queue, with the held part in memory. What the spool
+holds is still replayed (reading needs no space, and :meth:`Spool.remove`
+never returns a replayed record again, so nothing is re-sent in a loop);
+new records go from memory straight to the database when it takes them, and
+wait in memory when it does not, the held records and the queue together
+bounded by ``queue_size``. Every ``retry_max`` seconds the writer probes the
+spool, and once it takes writes again the writer is no longer degraded.
 """
 
 from __future__ import annotations
@@ -34,18 +44,15 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from time import monotonic
-from typing import TYPE_CHECKING
 
-from ._deadline import DeadlineCall
-from ._metrics import RecorderMetrics
-from ._ratelimit import RateLimitedLog, describe
-from .backend import Backend
-from .errors import BackendUnavailable
-from .records import Record
+from ..backend import Backend
+from ..errors import BackendUnavailable
+from ..records import Record
+from .config import RecorderConfig, RecorderStatus
+from .deadline import DeadlineCall
+from .metrics import RecorderMetrics
+from .ratelimit import RateLimitedLog, describe
 from .spool import Spool
-
-if TYPE_CHECKING:
-    from .recorder import RecorderConfig
 
 __all__ = ["Writer"]
 
@@ -69,7 +76,6 @@ class Writer:
         self,
         backend: Backend,
         config: RecorderConfig,
-        queue: deque[Record],
         metrics: RecorderMetrics,
         spool: Spool | None,
         log: RateLimitedLog,
@@ -77,7 +83,9 @@ class Writer:
         name: str = "agenttier-recorder",
     ) -> None:
         self._cfg = config
-        self._queue = queue
+        self._queue: deque[Record] = deque()
+        self._limit = config.queue_size
+        self._room = config.queue_size  # what offer() lets the queue hold: _limit - _held_n
         self._metrics = metrics
         self.spool = spool
         self._log = log
@@ -85,19 +93,26 @@ class Writer:
         self._caller: DeadlineCall[list[Record]] = DeadlineCall(
             backend.write_batch, name=f"{name}-db", on_done=self.poke
         )
-        self._held: list[Record] | None = None
+        # Records out of the queue that neither the spool nor the database has taken yet,
+        # oldest first; they count against queue_size.
+        self._held: list[Record] = []
+        self._held_n = 0
+        self._degraded: str | None = None
+        self._probe_at = 0.0
         self._failures = 0
         self._retry_at = 0.0
         self._first_seen: float | None = None
         self._due = 0
         # A healthy batch commits in milliseconds; one outstanding this long is trouble.
         self._slow = min(1.0, config.write_timeout / 2)
-        # Shared with Recorder.record(): it wakes the writer once the queue reaches wake_at.
-        self.sleeping = False
-        self.wake_at = 1
-        self.wake = threading.Event()
-        # Shared with flush() and close().
+        # Read by offer() on the request path: it wakes the writer once the queue reaches _wake_at.
+        self._sleeping = False
+        self._wake_at = 1
+        self._wake = threading.Event()
+        # Shared with flush(), wait_written() and close().
         self._cond = threading.Condition()
+        self._taken = 0  # records taken off the queue, ever
+        self._settled = 0  # of those, how many are written (or dropped): all, or an older count
         self._requested = 0
         self._seen = 0
         self._flushed = 0
@@ -113,15 +128,57 @@ class Writer:
         """Start the writer thread."""
         self._thread.start()
 
+    def offer(self, rec: Record) -> bool:
+        """Queue ``rec`` behind everything before it; False, doing nothing, when memory is full.
+
+        Called on the request path, from any thread: no lock, no I/O. ``rec``
+        must be a record (the recorder checks).
+        """
+        queue = self._queue
+        if len(queue) >= self._room:
+            return False
+        queue.append(rec)
+        if self._sleeping and len(queue) >= self._wake_at:
+            self._sleeping = False
+            self._wake.set()
+        return True
+
+    def nudge(self) -> None:
+        """Wake the writer if it sleeps (after a drop, so that it is logged now)."""
+        if self._sleeping:
+            self.poke()
+
+    @property
+    def queued(self) -> int:
+        """Records waiting in memory."""
+        return len(self._queue) + self._held_n
+
+    @property
+    def degraded(self) -> str | None:
+        """Why the spool cannot take records now, or None when it can (or there is none)."""
+        return self._degraded
+
     @property
     def failing(self) -> bool:
         """True while the backend's last write failed (the writer is backing off or spooling)."""
         return self._failures > 0
 
+    def status(self) -> RecorderStatus:
+        """What the writer holds now and whether the database is taking writes."""
+        spool = self.spool
+        reason = self._degraded
+        return RecorderStatus(
+            queued=len(self._queue) + self._held_n,
+            spooled=spool.count if spool is not None else 0,
+            failing=self._failures > 0,
+            degraded=reason is not None,
+            reason=reason,
+        )
+
     def poke(self) -> None:
         """Wake the writer now."""
-        self.sleeping = False
-        self.wake.set()
+        self._sleeping = False
+        self._wake.set()
 
     def flush(self, timeout: float) -> bool:
         """Ask for everything queued so far to be written; wait up to ``timeout``."""
@@ -134,6 +191,25 @@ class Writer:
             while self._flushed < wanted:
                 remaining = deadline - monotonic()
                 if remaining <= 0 or not self._thread.is_alive():
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    def wait_written(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until every record offered so far is written.
+
+        Unlike :meth:`flush` it changes nothing: records go at their usual
+        pace (within ``flush_interval``) and a backoff runs its course. It
+        returns False at once while writes are failing, and as soon as one
+        fails while it waits, so that readers polling during an outage cost
+        the database nothing.
+        """
+        deadline = monotonic() + timeout
+        with self._cond:
+            target = self._taken + len(self._queue)
+            while self._settled < target:
+                remaining = deadline - monotonic()
+                if self._failures or remaining <= 0 or not self._thread.is_alive():
                     return False
                 self._cond.wait(remaining)
         return True
@@ -161,7 +237,7 @@ class Writer:
                     break
             except Exception as error:  # a bug here must not end the recording
                 self._log("internal", logging.ERROR, "recorder writer error: %s", describe(error))
-                self.wake.wait(_POLL)
+                self._wake.wait(_POLL)
         try:
             self._finish()
         except Exception as error:
@@ -195,8 +271,13 @@ class Writer:
         urgent = stop_at is not None or requested != self._flushed
         writable = not self._caller.busy and now >= self._retry_at
         spool = self.spool
-        backlog = bool(spool is not None and spool.count) or self._held is not None
+        if self._degraded is not None and now >= self._probe_at:
+            self._probe()
+        spooling = spool is not None and self._degraded is None
+        backlog = bool(spool is not None and spool.count) or bool(self._held)
         queue = self._queue
+        if not backlog and self._settled != self._taken:
+            self._settle()  # nothing taken is waiting anywhere: wait_written() may return
 
         if not self._due:
             n = len(queue)
@@ -208,20 +289,23 @@ class Writer:
                 self._first_seen = now
 
         if backlog and writable:
-            if spool is not None:
-                self._spill(self._take(len(queue)))  # behind the spool, to keep the order
+            if spooling:
+                self._spill_pending(len(queue))  # behind the spool, to keep the order
+            if spool is not None and spool.count:
                 self._replay(spool)
-            else:
-                held, self._held = self._held or [], None
-                self._write(_Flight(held))
+            elif self._held:
+                self._write(_Flight(self._unhold(self._cfg.batch_size)))
             return False
         if self._due:
             if writable:
                 self._write(_Flight(self._take(min(self._due, self._cfg.batch_size))))
                 return False
-            if spool is not None:
-                self._spill(self._take(self._due))
+            if spooling:
+                self._spill_pending(self._due)
                 return False
+        elif spooling and self._held and not writable:
+            self._spill_pending(0)  # the spool is back while the database is not
+            return False
         elif urgent and not queue and not backlog:
             self._flushed_up_to(requested)
             if stop_at is not None:
@@ -233,7 +317,8 @@ class Writer:
         cfg = self._cfg
         queue = self._queue
         timeouts = [_IDLE]
-        sink = writable or self.spool is not None  # somewhere for due records to go
+        spooling = self.spool is not None and self._degraded is None
+        sink = writable or spooling  # somewhere for due records to go
         if self._due and not sink:
             threshold = cfg.queue_size + 1  # nothing to do with more records; wait for the retry
         elif queue:
@@ -246,10 +331,12 @@ class Writer:
             timeouts.append(self._retry_at - now)
         if self._stop_at is not None:
             timeouts.append(self._stop_at - now)
-        wake = self.wake
+        if self._degraded is not None:
+            timeouts.append(self._probe_at - now)
+        wake = self._wake
         wake.clear()
-        self.wake_at = threshold
-        self.sleeping = True
+        self._wake_at = threshold
+        self._sleeping = True
         # Look again after publishing the flag: a record appended just before must not be missed.
         if (
             len(queue) < threshold
@@ -257,7 +344,7 @@ class Writer:
             and (self._stop_at is None or self._stop_seen)
         ):
             wake.wait(max(0.0, min(timeouts)))
-        self.sleeping = False
+        self._sleeping = False
 
     # -- moving records ------------------------------------------------------------
 
@@ -266,34 +353,46 @@ class Writer:
         pop = self._queue.popleft
         batch: list[Record] = []
         append = batch.append
-        try:
-            for _ in range(n):
-                append(pop())
-        except IndexError:
-            pass
+        with self._cond:  # wait_written() counts the queue and what left it at one instant
+            try:
+                for _ in range(n):
+                    append(pop())
+            except IndexError:
+                pass
+            self._taken += len(batch)
         self._due = max(0, self._due - len(batch))
         if batch:
             self._metrics.add(self._metrics.enqueued, batch)
         return batch
 
-    def _spill(self, records: Sequence[Record], *, still_held: bool = False) -> int:
+    def _spill(self, records: Sequence[Record], *, if_failed: str = "hold") -> int:
         """Append ``records`` to the spool, counting them; return how many it kept.
 
-        If the spool cannot be written, the records are dropped and counted,
-        unless ``still_held`` says the caller keeps them anyway (a batch in flight).
+        If the spool cannot be written, the writer is degraded and the
+        records are, by ``if_failed``: ``"hold"`` kept in memory behind what
+        is held, ``"hold_front"`` kept in memory before it (a failed batch,
+        older than everything held), ``"keep"`` left to the caller (a batch
+        in flight), ``"drop"`` dropped and counted (at shutdown).
         """
         if not records or self.spool is None:
             return 0
         try:
             evicted = self.spool.append(records)
         except Exception as error:
-            n = len(records) if still_held else self._metrics.drop(records, "spool_error")
-            self._log(
-                "spool_error", logging.ERROR,
-                "could not write %d records to the spool in %s%s: %s",
-                n, self.spool.directory, "" if still_held else "; dropped them",
-                describe(error),
-            )
+            self._degrade(f"cannot write the spool in {self.spool.directory}: "
+                          f"{describe(error)}")
+            n = len(records)
+            if if_failed == "drop":
+                self._metrics.drop(records, "spool_error")
+                outcome = "dropped them"
+            elif if_failed == "keep":
+                outcome = "the batch in flight keeps them"
+            else:
+                self._hold(records, front=if_failed == "hold_front")
+                outcome = "holding them in memory"
+            self._log("spool_error", logging.ERROR,
+                      "could not write %d records to the spool in %s; %s: %s",
+                      n, self.spool.directory, outcome, describe(error))
             return 0
         kept = len(records) - sum(evicted.values()) if evicted else len(records)
         self._metrics.add(self._metrics.spooled, records)
@@ -306,6 +405,57 @@ class Writer:
                 self.spool.directory, self.spool.max_bytes, n,
             )
         return kept
+
+    def _spill_pending(self, n: int) -> None:
+        """Spool what is held, then up to ``n`` records from the queue, in that order."""
+        if self._held:
+            held = self._unhold(len(self._held))
+            self._spill(held, if_failed="hold_front")
+            if self._degraded is not None:
+                return  # the queue waits in memory, behind what is held
+        self._spill(self._take(n))
+
+    def _hold(self, records: Sequence[Record], *, front: bool = False) -> None:
+        if front:
+            self._held[:0] = records
+        else:
+            self._held.extend(records)
+        self._held_n = len(self._held)
+        self._room = max(0, self._limit - self._held_n)
+
+    def _unhold(self, n: int) -> list[Record]:
+        batch, self._held = self._held[:n], self._held[n:]
+        self._held_n = len(self._held)
+        self._room = max(0, self._limit - self._held_n)
+        return batch
+
+    def _degrade(self, reason: str) -> None:
+        """The spool cannot take records: stop spooling until a probe finds it writable."""
+        if self._degraded is None:
+            self._log("degraded", logging.ERROR,
+                      "recorder degraded: %s; records now go from memory straight to %s, "
+                      "and wait in memory (at most %d) while it cannot take them",
+                      reason, self._target, self._cfg.queue_size)
+        self._degraded = reason
+        self._probe_at = monotonic() + self._cfg.retry_max
+
+    def _probe(self) -> None:
+        """Degraded: try the spool again (trim what was replayed, then a small write)."""
+        spool = self.spool
+        self._probe_at = monotonic() + self._cfg.retry_max
+        if spool is None:
+            self._degraded = None
+            return
+        try:
+            spool.probe()
+        except Exception as error:
+            self._degraded = (f"cannot write the spool in {spool.directory}: "
+                              f"{describe(error)}")
+            return
+        self._degraded = None
+        self._log("spool_recovered", logging.WARNING,
+                  "the spool in %s takes writes again; the recorder is no longer degraded "
+                  "(%d records held in memory)", spool.directory, self._held_n)
 
     def _replay(self, spool: Spool) -> None:
         try:
@@ -343,14 +493,19 @@ class Writer:
         if flight.upto and self.spool is not None:
             # It was in the spool (a replay, or spilled by _make_room): count it as replayed,
             # so that spooled = replayed + spool_depth + dropped{spool_full} always holds.
+            spool = self.spool
             try:
-                removed = self.spool.remove(flight.upto)
+                removed = spool.remove(flight.upto)
             except Exception as err:
-                # Written, but still spooled: it will be written again, harmlessly.
-                self._log("spool_error", logging.ERROR,
-                          "could not remove replayed records from the spool: %s", describe(err))
+                # Written, but the spool cannot even be read: never send these again.
+                spool.forget(flight.upto)
+                self._metrics.add(self._metrics.replayed, flight.records)
+                self._degrade(f"cannot read the spool in {spool.directory}: {describe(err)}")
             else:
                 self._metrics.add_counts(self._metrics.replayed, removed)
+                if spool.trim_error is not None:
+                    self._degrade(f"cannot trim the spool in {spool.directory}: "
+                                  f"{describe(spool.trim_error)}")
         else:
             self._metrics.add(self._metrics.written, flight.records)
         if self._failures:
@@ -367,10 +522,10 @@ class Writer:
         everything in order; should it succeed, it is removed from the spool.
         """
         spool = self.spool
-        if spool is None:
+        if spool is None or self._degraded is not None:
             return
-        if not flight.upto:  # a batch from the queue: the spool was empty when it left
-            if not self._spill(flight.records, still_held=True):
+        if not flight.upto:  # a batch from the queue or held: nothing older is in the spool
+            if not self._spill(flight.records, if_failed="keep"):
                 return
             flight.upto = spool.last_seq
             spool.pin(flight.upto)
@@ -390,10 +545,10 @@ class Writer:
         if flight.upto:  # already in the spool, where it stays
             if spool is not None:
                 spool.unpin()
-        elif spool is not None:
-            self._spill(flight.records)
+        elif spool is not None and self._degraded is None:
+            self._spill(flight.records, if_failed="hold_front")
         else:
-            self._held = flight.records
+            self._hold(flight.records, front=True)
         delay = self._backoff()
         what = (
             f"did not answer within {self._cfg.write_timeout:g}s; the call is abandoned "
@@ -402,8 +557,10 @@ class Writer:
             else describe(error)
         )
         where = (
-            f"{spool.count} records in the spool" if spool is not None
-            else f"holding {len(flight.records)} records in memory (no spool_dir)"
+            f"holding {self._held_n} records in memory (no spool_dir)" if spool is None
+            else f"{spool.count} records in the spool" if self._degraded is None
+            else f"{spool.count} records in the spool and {self._held_n} held in memory "
+                 "(the spool cannot take more)"
         )
         self._log(kind, logging.WARNING, "writing %d records to %s failed: %s; %s; retry in %.1fs",
                   len(flight.records), self._target, what, where, delay)
@@ -415,7 +572,14 @@ class Writer:
         ceiling = min(cfg.retry_max, cfg.retry_initial * 2.0 ** min(self._failures - 1, 30))
         delay = ceiling * random.uniform(0.5, 1.0)
         self._retry_at = monotonic() + delay
+        with self._cond:
+            self._cond.notify_all()  # wait_written() gives up while writes fail
         return delay
+
+    def _settle(self) -> None:
+        with self._cond:
+            self._settled = self._taken
+            self._cond.notify_all()
 
     def _absorb_drops(self) -> None:
         for reason, n in self._metrics.absorb_drops().items():
@@ -432,12 +596,11 @@ class Writer:
     def _finish(self) -> None:
         """At the stop deadline, or once drained: keep what is left, release the spool."""
         self._absorb_drops()
-        leftovers = (self._held or []) + self._take(len(self._queue))
-        self._held = None
+        leftovers = self._unhold(len(self._held)) + self._take(len(self._queue))
         spool = self.spool
         if leftovers:
             if spool is not None:
-                self._spill(leftovers)
+                self._spill(leftovers, if_failed="drop")
             else:
                 n = self._metrics.drop(leftovers, "shutdown")
                 self._log("dropped:shutdown", logging.ERROR,

@@ -5,8 +5,9 @@ prometheus_client ``Counter.inc()`` takes a lock and costs more than the
 whole enqueue. The writer thread, the only one that moves records, keeps
 plain counters instead, and the collector below reads them at scrape time.
 The few drops that happen in ``record`` itself (queue full, recorder closed,
-not a record) are appended to a deque, which is atomic and lock-free, and
-folded into the counters by the writer or at the next scrape.
+not a record) go through :meth:`RecorderMetrics.note_drop`, a deque append,
+which is atomic and lock-free, and are folded into the counters by the writer
+or at the next scrape.
 
 Metrics (all prefixed ``agenttier_recorder_``):
 
@@ -18,6 +19,7 @@ Metrics (all prefixed ``agenttier_recorder_``):
 - ``records_dropped_total{type,reason}``: given up; reasons in :data:`DROP_REASONS`
 - ``backend_errors_total{kind}``: failed batch writes; kinds in :data:`ERROR_KINDS`
 - ``queue_depth``, ``spool_depth`` (records) and ``spool_bytes``
+- ``degraded``: 1 while the spool cannot take records (a full disk), else 0
 - ``batch_write_seconds``: histogram of completed ``write_batch`` calls
 """
 
@@ -31,7 +33,7 @@ from typing import Any
 from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from .records import AuditEvent, CostSnapshot, SandboxEvent
+from ..records import AuditEvent, CostSnapshot, SandboxEvent
 
 __all__ = [
     "DROP_REASONS",
@@ -85,7 +87,7 @@ class RecorderMetrics:
         queue_depth: Callable[[], int],
         spool_depth: Callable[[], int],
         spool_bytes: Callable[[], int],
-        drops: deque[tuple[str, str]],
+        degraded: Callable[[], bool] = lambda: False,
     ) -> None:
         self.enqueued = _by_type()
         self.written = _by_type()
@@ -104,10 +106,21 @@ class RecorderMetrics:
         self._queue_depth = queue_depth
         self._spool_depth = spool_depth
         self._spool_bytes = spool_bytes
-        self._drops = drops
+        self._degraded = degraded
+        self._drops: deque[tuple[str, str]] = deque()
         self._absorb_lock = threading.Lock()
 
-    # -- updates (the writer thread) -----------------------------------------------
+    # -- updates -----------------------------------------------------------------------
+
+    def note_drop(self, key: tuple[str, str]) -> None:
+        """Count one drop, keyed (type label, reason), from any thread, without a lock.
+
+        ``Recorder.record`` calls this; the drop reaches the counters at the
+        next :meth:`absorb_drops` (the writer's next step, or a scrape).
+        """
+        self._drops.append(key)
+
+    # The rest are called from the writer thread.
 
     @staticmethod
     def add(counter: dict[str, int], records: Iterable[Any]) -> None:
@@ -193,6 +206,10 @@ class RecorderMetrics:
         spool_bytes = GaugeMetricFamily(
             prefix + "spool_bytes", "Payload bytes of the records in the local spool."
         )
+        degraded = GaugeMetricFamily(
+            prefix + "degraded",
+            "1 while the local spool cannot take records (records wait in memory), else 0.",
+        )
         if not empty:
             for (label, reason), value in list(self.dropped.items()):
                 dropped.add_metric([label, reason], value)
@@ -201,7 +218,8 @@ class RecorderMetrics:
             queue.add_metric([], self._queue_depth())
             spool.add_metric([], self._spool_depth())
             spool_bytes.add_metric([], self._spool_bytes())
-        yield from (dropped, errors, queue, spool, spool_bytes)
+            degraded.add_metric([], 1 if self._degraded() else 0)
+        yield from (dropped, errors, queue, spool, spool_bytes, degraded)
         if empty:
             yield from self.batch_seconds.describe()
         else:
