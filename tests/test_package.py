@@ -34,7 +34,8 @@ def test_storage_public_api() -> None:
         "AuditEvent", "AuditFilter", "Backend", "BackendUnavailable", "CostFilter",
         "CostSnapshot", "CostTotal", "DriverNotInstalled", "InvalidQuery", "InvalidURL",
         "NoopBackend", "Page", "SQLBackend", "SandboxEvent", "SandboxEventFilter", "SchemaError",
-        "SchemaStatus", "StorageError", "backend_from_env", "mask_url", "open_backend",
+        "SchemaStatus", "StorageError", "backend_from_env", "mask_secrets", "mask_url",
+        "open_backend",
         "url_from_env",
     }
     for name in agenttier_router.storage.__all__:

@@ -11,11 +11,18 @@ stderr apart. The storage variables are cleared unless a test sets them.
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
 from click.testing import CliRunner
 
 from agenttier_router.cli import main
@@ -143,3 +150,81 @@ def touch_sqlite_file(url: str) -> None:
     path = sqlite_path(url)
     if path is not None:
         path.touch()
+
+
+SCRIPT = Path(sys.executable).with_name("agenttier-router")
+"""The installed console script, in this venv."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def script_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any storage or AgentTier variable, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STORAGE_", "AGENTTIER_"))}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Served:
+    """A ``serve`` process started by :func:`serving`: its base URL and its log so far."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+
+    def log(self) -> str:
+        """Everything the process wrote to stdout and stderr so far."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+@contextmanager
+def serving(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
+            argv_tail: Sequence[str] = ()) -> Iterator[Served]:
+    """Run ``agenttier-router serve ARGS`` on a free port until /healthz answers; then stop it."""
+    port = free_port()
+    log_path = tmp_path / f"serve-{port}.log"
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(SCRIPT), "serve", "--port", str(port), "--data-dir", str(tmp_path / "data"),
+             *args, *argv_tail],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd=tmp_path,
+            env=env if env is not None else script_env(),
+        )
+    served = Served(proc, f"http://127.0.0.1:{port}", log_path)
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            assert proc.poll() is None, served.log()
+            try:
+                if httpx.get(f"{served.url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"serve did not answer: {served.log()}"
+            time.sleep(0.05)
+        yield served
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+def serve_once(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
+               timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``agenttier-router serve ARGS`` expecting it to exit by itself; return what it did."""
+    return subprocess.run(
+        [str(SCRIPT), "serve", "--data-dir", str(tmp_path / "data"), *args],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=tmp_path,
+        env=env if env is not None else script_env(), timeout=timeout, check=False,
+    )

@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from cli_helpers import AUDIT, LONG_DETAILS, ago, run, seed, touch_sqlite_file, write
+from cli_helpers import AUDIT, LONG_DETAILS, ago, run, seed, write
 
 from agenttier_router.storage import AuditEvent
 
@@ -40,8 +40,9 @@ def test_audit_as_json_has_every_field_newest_first(seeded: str) -> None:
     first = rows[0]
     assert first["time"].endswith("Z")
     assert datetime.fromisoformat(first["time"]) == AUDIT["a1"].time
-    assert first["details"] == LONG_DETAILS  # untruncated outside the table
-    assert rows[1]["details"] == '{"command":"ls"}'
+    assert first["details"] == {"text": LONG_DETAILS}  # untruncated; an object, as in the API
+    assert rows[1]["details"] == {"command": "ls"}
+    assert rows[2]["details"] == {}
     assert (rows[1]["actor"], rows[1]["outcome"]) == ("bob", "denied")
     assert rows[2]["resource"] == "template"
 
@@ -230,7 +231,7 @@ def test_costs_group_by_prints_totals(seeded: str) -> None:
 
 
 def test_empty_results_in_every_format(store_url: str) -> None:
-    touch_sqlite_file(store_url)  # an empty file: reading commands refuse a missing one
+    assert run("db", "upgrade", "--dsn", store_url).code == 0  # reading never creates the schema
     assert run("records", "audit", "--dsn", store_url, "--format", "json").stdout.strip() == "[]"
     assert run("records", "costs", "--dsn", store_url, "--format", "csv").stdout.splitlines() == [
         "time,sandbox_id,namespace,cpu_hours,mem_gb_hours,estimated_usd,event_id",

@@ -17,6 +17,7 @@ import enum
 import hashlib
 import hmac
 import json
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,11 +78,34 @@ def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8")).digest()
 
 
+# Bidirectional controls (U+200E/F, U+202A-E, U+2066-9) reorder what a terminal shows.
+_BIDI = frozenset(chr(c) for c in (0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+
+
+def _control(text: str) -> str | None:
+    """The first control character in ``text`` (C0, DEL, C1 or a bidi control), or None."""
+    for char in text:
+        if char in _BIDI or unicodedata.category(char) == "Cc":
+            return char
+    return None
+
+
+def _check_text(where: str, name: str, value: str, *, secret: bool = False) -> None:
+    """Refuse a field holding a control character: ``al\0ice`` would be stored as ``alice``."""
+    char = _control(value)
+    if char is None:
+        return
+    shown = "" if secret else f" ({value[:64]!r})"
+    raise ValueError(f"{where}: {name!r}{shown} holds the control character U+{ord(char):04X}; "
+                     "identities must be plain text")
+
+
 def load_keys(path: str | Path, admin_group: str) -> KeyStore:
     """Read a keys file: a YAML or JSON list of ``{key, subject, email, groups}``.
 
     Raises ``ValueError`` naming the file and the entry for anything malformed
-    (never showing a key).
+    (never showing a key), a control character (such as NUL) in any field
+    included.
     """
     path = Path(path)
     try:
@@ -113,6 +137,11 @@ def load_keys(path: str | Path, admin_group: str) -> KeyStore:
         if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
             raise ValueError(f"{where}: 'groups' must be a list of strings")
         name = entry.get("name") if isinstance(entry.get("name"), str) else ""
+        _check_text(where, "key", key, secret=True)
+        for field_name, value in (("subject", subject), ("email", email), ("name", name or "")):
+            _check_text(where, field_name, value)
+        for group in groups:
+            _check_text(where, "groups", group)
         entries.append((key, Identity(subject=subject, email=email, name=name or "",
                                       groups=tuple(groups), is_admin=admin_group in groups)))
     return KeyStore(entries)

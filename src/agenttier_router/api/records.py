@@ -23,11 +23,13 @@ from agenttier_router.storage import (
     AuditEvent,
     AuditFilter,
     CostFilter,
+    InvalidQuery,
     NoopBackend,
     SandboxEventFilter,
     format_ts,
     parse_ts,
 )
+from agenttier_router.storage.filters import duration_before
 
 from .auth import Identity
 from .context import authenticate, services
@@ -55,7 +57,8 @@ router = APIRouter(prefix="/api/v1", responses={
 })
 
 Text = Annotated[str | None, Query(min_length=1, max_length=255)]
-Moment = Annotated[str | None, Query(max_length=64, description="RFC3339 with a zone")]
+Moment = Annotated[str | None, Query(
+    max_length=64, description="RFC3339 with a zone, or a duration before now: 30m, 24h, 7d, 2w")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Cursor = Annotated[str | None, Query(max_length=512)]
 
@@ -71,13 +74,15 @@ def _admin(request: Request) -> tuple[Services, Identity]:
 
 
 def _moment(value: str | None, name: str) -> datetime | None:
+    """An RFC3339 time with a zone, or a time before now (``24h``, ``7d``), as the CLI reads."""
     if value is None:
         return None
     try:
-        return parse_ts(value)
+        return duration_before(value, datetime.now(UTC)) or parse_ts(value)
     except (ValueError, OverflowError):  # "0001-01-01T00:00:00+01:00" is before year 1 in UTC
-        raise ApiError(422, f"invalid request: {name}: not an RFC3339 time with a zone "
-                            f"(2026-11-26T17:00:00Z): {value[:64]!r}") from None
+        raise ApiError(422, f"invalid request: {name}: neither an RFC3339 time with a zone "
+                            f"(2026-11-26T17:00:00Z) nor a duration before now (30m, 24h, 7d, "
+                            f"2w): {value[:64]!r}") from None
 
 
 def _days_before(moment: datetime, days: int) -> datetime:
@@ -89,9 +94,15 @@ def _days_before(moment: datetime, days: int) -> datetime:
 
 
 def _build(kind: Any, **fields: Any) -> Any:
-    """Build a storage filter; a value it refuses is a 422 that names the field."""
+    """Build a storage filter; a value it refuses is a 422 that names the field.
+
+    A malformed cursor is an :class:`InvalidQuery`, which the error handler
+    answers with 400 (as a backend's InvalidQuery is), naming ``cursor``.
+    """
     try:
         return kind(**{k: v for k, v in fields.items() if v is not None})
+    except InvalidQuery:
+        raise
     except ValueError as error:
         raise ApiError(422, f"invalid request: {error}") from None
 

@@ -7,15 +7,15 @@ behind); 2 for a bad flag or value, or when no storage is configured.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import click
 
 from agenttier_router import __version__
-from agenttier_router.storage import StorageError
+from agenttier_router.storage import StorageError, mask_secrets
 
 from .db import db
+from .output import safe_text
 from .records import records
 from .serve import serve
 from .watch import watch
@@ -24,10 +24,6 @@ __all__ = ["PROG", "cli", "main"]
 
 PROG = "agenttier-router"
 """The command's name, as installed."""
-
-# Belt and braces: the storage layer never puts a password in a message, and
-# the CLI shows URLs masked; this catches a URL that slipped through anyway.
-_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]+@")
 
 # click < 8.2 prints the help itself for a bare group; newer versions raise this.
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
@@ -55,9 +51,15 @@ cli.add_command(watch)
 
 
 def _one_line(text: str) -> str:
-    """``text`` on one line, with any password in a URL masked."""
+    """``text`` on one line, with any password in a URL masked and control characters escaped.
+
+    Belt and braces: the storage layer never puts a password in a message,
+    and the CLI shows URLs masked; this catches a URL that slipped through.
+    A message may quote what a Router or a database answered, so it reaches
+    the terminal as the table does, with its control characters escaped.
+    """
     line = " ".join(part.strip() for part in text.splitlines() if part.strip())
-    return _PASSWORD.sub(r"\1***@", line)
+    return safe_text(mask_secrets(line))
 
 
 def _fail(message: str) -> None:

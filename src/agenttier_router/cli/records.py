@@ -8,6 +8,7 @@ cursor to resume from goes to stderr, so that stdout stays clean for pipes.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -19,6 +20,7 @@ from agenttier_router.storage import (
     AuditFilter,
     Backend,
     CostFilter,
+    InvalidQuery,
     Page,
     SandboxEventFilter,
 )
@@ -29,6 +31,7 @@ from .options import (
     open_records,
     page_options,
     source_options,
+    table_width,
     window_options,
 )
 from .output import (
@@ -53,7 +56,9 @@ def _filter(kind: Callable[..., Q], **fields: Any) -> Q:
     """Build a storage filter from the flags given; a value it refuses is a usage error."""
     try:
         return kind(**{name: value for name, value in fields.items() if value is not None})
-    except (TypeError, ValueError) as error:  # InvalidQuery, a bad --cursor, is a ValueError
+    except InvalidQuery as error:  # the one thing a filter refuses as a query: the cursor
+        raise click.BadParameter(str(error), param_hint="'--cursor'") from None
+    except (TypeError, ValueError) as error:
         raise click.UsageError(str(error)) from error
 
 
@@ -62,22 +67,37 @@ class _Pages(Generic[T, Q]):
 
     The first page is read on construction, so that a database that cannot
     be reached fails before anything (a CSV header, a JSON bracket) is printed.
+    Only one page is held at a time. Following every page, a progress line
+    (records so far) is kept up to date on stderr when stderr is a terminal,
+    and nowhere otherwise: stdout stays clean, and a log gets no clutter.
     """
 
     def __init__(self, fetch: Callable[[Q], Page[T]], query: Q, follow: bool) -> None:
         self._fetch: Callable[[Q], Page[T]] = fetch
         self._query: Q = query
-        self._first: Page[T] = fetch(query)
+        self._first: Page[T] | None = fetch(query)
         self._follow = follow
         self.next_cursor: str | None = None
+        self._progress = follow and sys.stderr.isatty()
+
+    def _show(self, count: int, done: bool = False) -> None:
+        if self._progress:
+            end = "\n" if done else ""
+            click.echo(f"\r{count:,} records{'' if done else ' so far...'}   {end}",
+                       err=True, nl=False)
 
     def __iter__(self) -> Iterator[T]:
-        page, query = self._first, self._query
+        page, query, count = self._first, self._query, 0
+        assert page is not None, "pages are read once"
+        self._first = None  # held by this loop only, so each page can be freed in turn
         while True:
             yield from page.items
+            count += len(page.items)
             if page.next_cursor is None or not self._follow:
                 self.next_cursor = page.next_cursor
+                self._show(count, done=True)
                 return
+            self._show(count)
             query = dataclasses.replace(query, cursor=page.next_cursor)
             page = self._fetch(query)
 
@@ -94,7 +114,7 @@ def _list(
     """Open the store, print the listing, and hint at the next page on stderr."""
     with open_records(source) as backend:
         pages = _Pages(list_of(backend), query, follow)
-        write(pages, columns, fmt)
+        write(pages, columns, fmt, width=table_width())
     if pages.next_cursor is not None:
         click.echo(
             f"more records: rerun with --cursor {pages.next_cursor}, or --all for every page",
@@ -256,4 +276,4 @@ def costs(
         return
     with open_records(source) as backend:
         totals = backend.summarize_costs(query, "sandbox" if group_by == "sandbox" else "namespace")
-    write(totals, total_columns(group_by), fmt)
+    write(totals, total_columns(group_by), fmt, width=table_width())

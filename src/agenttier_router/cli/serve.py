@@ -1,20 +1,21 @@
 """``agenttier-router serve``: run the Router's HTTP API on uvicorn.
 
 The flags (and, for Helm, the environment variables beside them) are read
-here and handed to :func:`agenttier_router.api.create_app` as one
-:class:`~agenttier_router.api.RouterConfig`; nothing else reads them.
+here into one :class:`~agenttier_router.service.RouterConfig`, from which
+:func:`~agenttier_router.service.build_services` builds the parts that
+:func:`agenttier_router.api.create_app` serves; nothing else reads them.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
-from agenttier_router.storage import url_from_env
+from .startup import check_port, storage_url_from
 
 __all__ = ["serve"]
 
@@ -36,7 +37,13 @@ def _loopback(host: str) -> bool:
               help="Port to bind.")
 @click.option("--storage", "storage_url", metavar="URL",
               help="Storage URL (sqlite:///file.db, postgresql://…, mysql://…). "
-              "Default: $STORAGE_DSN, else $STORAGE_SQLITE_PATH; with neither, storage is off.")
+              "Default: --storage-file, else $STORAGE_DSN, else $STORAGE_SQLITE_PATH; with "
+              "none, storage is off. A password here shows in 'ps' (a warning says so): "
+              "prefer --storage-file or $STORAGE_DSN.")
+@click.option("--storage-file", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="STORAGE_DSN_FILE", metavar="FILE",
+              help="A file holding the storage URL (e.g. a mounted Secret); keeps its "
+              "password off the command line. [env: STORAGE_DSN_FILE]")
 @click.option("--control-plane", "control_plane_url", metavar="URL",
               envvar="AGENTTIER_CONTROL_PLANE",
               help="Where sandboxes live: local:///path/to/dir (evaluation; default: "
@@ -44,7 +51,8 @@ def _loopback(host: str) -> bool:
               "[env: AGENTTIER_CONTROL_PLANE]")
 @click.option("--api-keys", "api_keys", type=click.Path(dir_okay=False, path_type=Path),
               envvar="AGENTTIER_API_KEYS", metavar="FILE",
-              help="YAML or JSON list of {key, subject, email, groups}. [env: AGENTTIER_API_KEYS]")
+              help="YAML or JSON list of {key, subject, email, groups}; not with --dev-auth. "
+              "[env: AGENTTIER_API_KEYS]")
 @click.option("--admin-group", default="agenttier-admins", show_default=True,
               envvar="AGENTTIER_ADMIN_GROUP", help="Members of this group are admins.")
 @click.option("--oidc-issuer", metavar="URL", envvar="AGENTTIER_OIDC_ISSUER",
@@ -78,17 +86,20 @@ def _loopback(host: str) -> bool:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True, help="Logging level.")
 def serve(
-    host: str, port: int, storage_url: str | None, control_plane_url: str | None,
-    api_keys: Path | None, admin_group: str, oidc_issuer: str | None,
-    oidc_audience: str | None, oidc_groups_claim: str, oidc_email_claim: str | None,
-    dev_auth: bool, data_dir: Path, spool_dir: Path | None, templates_file: Path | None,
+    host: str, port: int, storage_url: str | None, storage_file: Path | None,
+    control_plane_url: str | None, api_keys: Path | None, admin_group: str,
+    oidc_issuer: str | None, oidc_audience: str | None, oidc_groups_claim: str,
+    oidc_email_claim: str | None, dev_auth: bool,
+    data_dir: Path, spool_dir: Path | None, templates_file: Path | None,
     cost_interval: float, cpu_price: float, memory_price: float, log_level: str,
 ) -> None:
     """Run the Router: the SDK's REST API, recording every action, transition and cost.
 
-    Sandboxes run locally, in this process's machine, with no isolation:
-    evaluation only. A database that is down or a bad storage URL never
-    stops the Router: records are spooled and written once storage answers.
+    With the local control plane (the default) sandboxes run on this machine,
+    with no isolation: evaluation only. With --control-plane kubernetes:// they
+    are a cluster's Sandbox resources. A database that is down or a bad storage
+    URL never stops the Router: records are spooled and written once storage
+    answers.
     """
     import uvicorn
 
@@ -105,6 +116,13 @@ def serve(
     if api_keys is None and not dev_auth and not oidc_issuer:
         raise click.UsageError("pass --api-keys FILE and/or --oidc-issuer URL, "
                                "or --dev-auth to evaluate locally")
+    if api_keys is not None and dev_auth:
+        where = ("--api-keys" if click.get_current_context().get_parameter_source("api_keys")
+                 == ParameterSource.COMMANDLINE else "$AGENTTIER_API_KEYS")
+        raise click.UsageError(f"{where} and --dev-auth exclude each other (--dev-auth would "
+                               "ignore the keys and make every caller an admin): give one")
+    url = storage_url_from(storage_url, storage_file)
+    check_port(host, port)
     oidc = None
     if oidc_issuer:
         try:
@@ -128,7 +146,6 @@ def serve(
             loud += (f" The Router binds to {host}, beyond loopback: anyone who can reach it "
                      "can create sandboxes and run commands on this machine.")
         log.warning(loud)
-    url = storage_url if storage_url is not None else url_from_env(os.environ)
     config = RouterConfig(
         storage_url=url, control_plane_url=control_plane_url or None, keys=keys, oidc=oidc,
         dev_auth=dev_auth, data_dir=data_dir,

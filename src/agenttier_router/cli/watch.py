@@ -9,12 +9,11 @@ Router, or several of itself, and every record is still stored once.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import click
 
-from agenttier_router.storage import url_from_env
+from .startup import check_port, storage_url_from
 
 __all__ = ["watch"]
 
@@ -26,7 +25,12 @@ __all__ = ["watch"]
               "[env: AGENTTIER_CONTROL_PLANE]")
 @click.option("--storage", "storage_url", metavar="URL",
               help="Storage URL (sqlite:///file.db, postgresql://…, mysql://…). "
-              "Default: $STORAGE_DSN, else $STORAGE_SQLITE_PATH; one is required.")
+              "Default: --storage-file, else $STORAGE_DSN, else $STORAGE_SQLITE_PATH; one is "
+              "required. A password here shows in 'ps': prefer --storage-file or $STORAGE_DSN.")
+@click.option("--storage-file", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="STORAGE_DSN_FILE", metavar="FILE",
+              help="A file holding the storage URL (e.g. a mounted Secret); keeps its "
+              "password off the command line. [env: STORAGE_DSN_FILE]")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind /healthz, /readyz and /metrics.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535),
@@ -47,9 +51,9 @@ __all__ = ["watch"]
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True, help="Logging level.")
 def watch(
-    control_plane_url: str, storage_url: str | None, host: str, port: int, data_dir: Path,
-    spool_dir: Path | None, cost_interval: float, cpu_price: float, memory_price: float,
-    log_level: str,
+    control_plane_url: str, storage_url: str | None, storage_file: Path | None, host: str,
+    port: int, data_dir: Path, spool_dir: Path | None, cost_interval: float, cpu_price: float,
+    memory_price: float, log_level: str,
 ) -> None:
     """Record every Sandbox Event, phase transition and cost snapshot of a cluster.
 
@@ -69,10 +73,11 @@ def watch(
     if not control_plane_url.startswith("kubernetes:"):
         raise click.BadParameter("watch records a cluster: use kubernetes://[?context=&namespace=]",
                                  param_hint="'--control-plane'")
-    url = storage_url if storage_url is not None else url_from_env(os.environ)
+    url = storage_url_from(storage_url, storage_file)
     if not url:
         raise click.UsageError("watch needs somewhere to record: pass --storage URL "
                                "(or set STORAGE_DSN)")
+    check_port(host, port)
     config = RouterConfig(
         storage_url=url, control_plane_url=control_plane_url, data_dir=data_dir,
         spool_dir=spool_dir or data_dir / "spool",

@@ -27,7 +27,7 @@ from .open import backend_from_env, open_backend, url_from_env
 from .recorder import Recorder, RecorderConfig, RecorderStatus, drain_on_sigterm
 from .records import OUTCOMES, AuditEvent, CostSnapshot, Record, SandboxEvent
 from .sql import SchemaStatus, SQLBackend
-from .sql.url import mask_url, sqlite_path
+from .sql.url import mask_secrets, mask_url, sqlite_path
 
 __all__ = [
     "OUTCOMES",
@@ -58,6 +58,7 @@ __all__ = [
     "backend_from_env",
     "drain_on_sigterm",
     "format_ts",
+    "mask_secrets",
     "mask_url",
     "open_backend",
     "parse_ts",

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from ._time import TS_WIDTH, parse_ts, require_aware
@@ -31,6 +32,7 @@ __all__ = [
     "Page",
     "SandboxEventFilter",
     "decode_cursor",
+    "duration_before",
     "encode_cursor",
 ]
 
@@ -42,6 +44,29 @@ MAX_LIMIT = 1000
 
 T = TypeVar("T")
 
+_MAX_ROW_ID = 2**63 - 1  # row ids are BIGINT (SQLite INTEGER) on every backend
+_ROW_ID = re.compile(r"[0-9]{1,19}")
+
+
+_DURATION = re.compile(r"(\d{1,12})\s*([smhdw])", re.IGNORECASE)
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def duration_before(text: str, now: datetime) -> datetime | None:
+    """The moment a relative time (``30m``, ``24h``, ``7d``, ``2w``, ``90s``) names before ``now``.
+
+    Returns None for text that is not a relative time (an RFC3339 timestamp,
+    say), so that the CLI's ``--since`` and the API's ``since`` read the same
+    forms. Raises ``ValueError`` for a duration that reaches before year 1.
+    """
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        return None
+    try:
+        return now - timedelta(**{_UNITS[match[2].lower()]: int(match[1])})
+    except OverflowError:
+        raise ValueError(f"{text.strip()!r} reaches further back than the calendar does") from None
+
 
 def encode_cursor(ts: str, row_id: int) -> str:
     """Return the opaque cursor that resumes a listing after the row at (``ts``, ``row_id``)."""
@@ -51,12 +76,14 @@ def encode_cursor(ts: str, row_id: int) -> str:
 def decode_cursor(cursor: str) -> tuple[str, int]:
     """Return the (timestamp, row id) position a cursor names.
 
-    Raises :class:`InvalidQuery` for anything :func:`encode_cursor` did not make.
+    Raises :class:`InvalidQuery` for anything :func:`encode_cursor` did not make,
+    a row id beyond a 64-bit integer included (which a database would refuse
+    with an error that is not the caller's to read).
     """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
         ts, row_id = raw.split("|")
-        if len(ts) != TS_WIDTH or not row_id.isdigit():
+        if len(ts) != TS_WIDTH or not _ROW_ID.fullmatch(row_id) or int(row_id) > _MAX_ROW_ID:
             raise ValueError(raw)
         parse_ts(ts)
         return ts, int(row_id)

@@ -17,10 +17,11 @@ import logging
 from collections.abc import Mapping
 
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError
 
 from .backend import Backend, NoopBackend
 from .errors import DriverNotInstalled
-from .sql.url import parse_url
+from .sql.url import invalid_url, mask_secrets, parse_url
 
 __all__ = ["backend_from_env", "open_backend", "url_from_env"]
 
@@ -40,8 +41,11 @@ def open_backend(
     """Return the backend a storage URL names, without connecting.
 
     ``None`` or ``""`` gives :class:`NoopBackend`. Fails only for a malformed
-    URL (:class:`InvalidURL`) or a missing driver (:class:`DriverNotInstalled`,
-    whose message names the pip extra). A database that is down does not make
+    URL (:class:`InvalidURL`, one line naming the forms expected, a query
+    value the driver refuses included) or a missing driver
+    (:class:`DriverNotInstalled`, whose message names the pip extra); both
+    are :class:`StorageError`, so a server can report storage as failing and
+    serve on. A database that is down does not make
     it fail: the backend's calls raise :class:`BackendUnavailable` until the
     database answers, and the first call that reaches it creates or upgrades
     the schema.
@@ -62,9 +66,16 @@ def open_backend(
         ) from None
     module, _, name = target.partition(":")
     backend_class = getattr(importlib.import_module(module), name)
-    backend: Backend = backend_class(
-        parsed, connect_timeout=connect_timeout, statement_timeout=statement_timeout
-    )
+    try:
+        backend: Backend = backend_class(
+            parsed, connect_timeout=connect_timeout, statement_timeout=statement_timeout
+        )
+    except (ArgumentError, ValueError, TypeError) as error:
+        # The engine reads the query (?timeout=abc, ?connect_timeout=abc) as it is built.
+        reason = mask_secrets(str(error).strip().splitlines()[0] if str(error).strip() else "")
+        raise invalid_url(kind, parsed.drivername.partition("+")[0],
+                          f"the driver refuses a query value ({reason or type(error).__name__})"
+                          ) from None
     return backend
 
 
