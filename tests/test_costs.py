@@ -175,6 +175,8 @@ def test_a_new_stretch_in_the_same_bucket_has_its_own_id() -> None:
     first, second = snapshots
     assert first.event_id != second.event_id
     _assert_close(_totals(snapshots), _expected(20))
+    # Whom and what the cost belongs to: the sandbox's owner and template.
+    assert {(s.owner, s.template) for s in snapshots} == {("alice", TEMPLATE.name)}
 
 
 def test_leaving_running_by_error_is_a_final_snapshot() -> None:

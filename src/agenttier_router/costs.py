@@ -76,6 +76,7 @@ class _Accrual:
     sandbox: Sandbox
     started: datetime
     since: datetime
+    owner: str = ""
 
 
 def _micros(at: datetime) -> int:
@@ -212,7 +213,8 @@ class CostSampler:
         key = f"cost/{who}/{_micros(bucket)}/{_micros(accrual.started)}"
         try:
             self._emit(CostSnapshot(
-                sandbox_id=sandbox.name, namespace=sandbox.namespace, cpu_hours=float(cpu_hours),
+                sandbox_id=sandbox.name, namespace=sandbox.namespace, owner=sandbox.owner,
+                template=sandbox.template.name, cpu_hours=float(cpu_hours),
                 mem_gb_hours=float(gib_hours), estimated_usd=float(usd), time=end,
                 event_id=hashlib.sha256(key.encode()).hexdigest()[:32],
             ))

@@ -3,7 +3,7 @@
 (Not a conftest.py: the storage tests import names from the top-level
 ``conftest``, which a second conftest module would shadow.)
 
-:func:`running_router` serves ``create_app(config)`` with uvicorn on
+:func:`running_router` serves ``create_app(build_services(config))`` with uvicorn on
 127.0.0.1, on a background thread, and shuts it down at the end, so the
 lifespan runs: final cost snapshots, then the recorder drains into the
 store. Tests drive it with the published ``agenttier`` SDK, and with plain
@@ -143,7 +143,7 @@ class Router:
 
 @contextmanager
 def running_router(config: RouterConfig) -> Iterator[Router]:
-    """Serve ``create_app(config)`` on a free port until the block ends; then shut down.
+    """Serve the app over ``build_services(config)`` on a free port until the block ends.
 
     Shutting down runs the lifespan's end: the recorder drains into the store.
     """

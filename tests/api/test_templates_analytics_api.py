@@ -92,7 +92,7 @@ def test_usage_and_costs_from_real_resources(router: Router, tmp_path: Path) -> 
         {"template": "big", "hourly_cost": pytest.approx(big), "count": 1},
         {"template": "small", "hourly_cost": pytest.approx(small), "count": 2}]
     # the window's totals: s2's stop left a snapshot in the store
-    assert body["groupBy"] == "sandbox" and [t["key"] for t in body["totals"]] == ["s2"]
+    assert body["groupBy"] == "sandbox" and [t["key"] for t in body["totals"]] == ["default/s2"]
     assert body["totalUsd"] == pytest.approx(body["totals"][0]["estimatedUsd"])
     assert body["prices"]["cpuPerVcpuHour"] == 0.04
 

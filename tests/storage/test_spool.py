@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from agenttier_router.storage import AuditEvent, CostSnapshot, Record, SandboxEvent
-from agenttier_router.storage.recorder.spool import SPOOL_FILE, Spool, encode
+from agenttier_router.storage.recorder.spool import SPOOL_FILE, Spool, decode, encode
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -192,3 +192,10 @@ def test_a_file_that_is_not_a_database_is_moved_aside(tmp_path: Path) -> None:
     spool.append(audits(1))
     spool.close()
     assert [p.name for p in tmp_path.glob(f"{SPOOL_FILE}.corrupt-*")]
+
+
+def test_a_cost_snapshot_spooled_before_owner_and_template_reads_back_with_them_empty() -> None:
+    old_row = ["sb-1", "team-a", 0.5, 1.0, 0.02, None, None]  # f6 and f7 were padding then
+    back = decode(3, "065f35c4cdf0003e68ad817aa26cd1ad", "2026-11-01T12:00:00.000000Z", old_row)
+    assert isinstance(back, CostSnapshot)
+    assert (back.sandbox_id, back.owner, back.template, back.cpu_hours) == ("sb-1", "", "", 0.5)

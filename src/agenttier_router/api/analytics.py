@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
 from agenttier_router.controlplane import Phase, Sandbox
 from agenttier_router.service import Services
-from agenttier_router.storage import CostFilter, StorageError, format_ts
+from agenttier_router.storage import CostFilter, GroupBy, StorageError, format_ts
 
 from .audited import audited_caller, recorded_call
 from .models import CostTotalOut, ErrorOut
@@ -123,7 +123,7 @@ def costs(
     since: Moment = None,
     until: Moment = None,
     namespace: Annotated[str | None, Query(min_length=1, max_length=255)] = None,
-    group_by: Annotated[Literal["sandbox", "namespace"], Query(alias="groupBy")] = "sandbox",
+    group_by: Annotated[GroupBy, Query(alias="groupBy")] = "sandbox",
 ) -> CostEstimateOut:
     """What the fleet costs per hour now, and what the stored snapshots add up to."""
     svc, identity = audited_caller(request, "analytics.costs", "analytics", admin=True)

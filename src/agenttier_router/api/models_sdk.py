@@ -351,7 +351,8 @@ class CostEstimateOut(_Snake):
     total_hourly_storage: float
     total_estimated_monthly: float
     per_template: list[TemplateCostOut]
-    group_by: Literal["sandbox", "namespace"] = Field(default="sandbox", alias="groupBy")
+    group_by: Literal["sandbox", "namespace", "owner", "template"] = Field(
+        default="sandbox", alias="groupBy")
     since: str | None = None
     until: str | None = None
     totals: list[CostTotalOut] = Field(default_factory=list)

@@ -99,7 +99,9 @@ _LAYOUT: dict[type, tuple[int, tuple[str, ...]]] = {
     AuditEvent: (1, ("actor", "action", "resource", "sandbox_id", "namespace", "outcome",
                      "details")),
     SandboxEvent: (2, ("sandbox_id", "phase", "sandbox_name", "namespace", "reason", "message")),
-    CostSnapshot: (3, ("sandbox_id", "namespace", "cpu_hours", "mem_gb_hours", "estimated_usd")),
+    # owner and template came later, last: a row spooled before them reads back as "".
+    CostSnapshot: (3, ("sandbox_id", "namespace", "cpu_hours", "mem_gb_hours", "estimated_usd",
+                       "owner", "template")),
 }
 _CLASSES: dict[int, tuple[type, tuple[str, ...]]] = {
     kind: (cls, names) for cls, (kind, names) in _LAYOUT.items()
@@ -130,7 +132,8 @@ def decode(kind: int, event_id: str, ts: str, values: Sequence[Any]) -> Record:
     cls, names = _CLASSES[kind]
     record: Record = object.__new__(cls)
     for name, value in zip(names, values, strict=False):
-        object.__setattr__(record, name, value)
+        # No stored field is ever NULL: a NULL is a field added after the row was spooled.
+        object.__setattr__(record, name, "" if value is None else value)
     object.__setattr__(record, "time", datetime.fromisoformat(ts))
     object.__setattr__(record, "event_id", event_id)
     return record
