@@ -138,7 +138,8 @@ def test_serve_without_auth_exits_2_with_one_line(tmp_path: Path) -> None:
     assert done.stdout == b""
     lines = done.stderr.decode().splitlines()
     assert len(lines) == 1, lines
-    assert lines[0].startswith("agenttier-router: error: pass --api-keys FILE, or --dev-auth")
+    assert lines[0].startswith("agenttier-router: error: pass --api-keys FILE and/or "
+                               "--oidc-issuer URL, or --dev-auth")
 
 
 def test_dev_auth_beyond_loopback_warns(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from agenttier_router import __version__
 from agenttier_router.service import Services
 
-from . import records, sandboxes
+from . import admin, analytics, bulk, files, records, sandboxes, templates
 from .context import authenticate
 from .errors import install_error_handlers
 from .execs import ExecSlots
@@ -78,9 +78,13 @@ def create_app(services: Services, *, api: bool = True) -> FastAPI:
     app.add_middleware(DevAuthGuard, services=services)
     app.add_middleware(HttpMetrics, registry=services.registry)  # outermost: sees every answer
     if api:
+        app.include_router(bulk.router)  # before sandboxes: /sandboxes/bulk is no sandbox id
         app.include_router(sandboxes.router)
         app.include_router(records.router)
-
+        app.include_router(files.router)
+        app.include_router(templates.router)
+        app.include_router(analytics.router)
+        app.include_router(admin.router)
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         """Liveness: the process serves HTTP."""

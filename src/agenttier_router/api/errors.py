@@ -23,6 +23,7 @@ from agenttier_router.controlplane import (
     SandboxConflict,
     SandboxNotFound,
 )
+from agenttier_router.controlplane.localfiles import FileNotFound, FileTooLarge
 from agenttier_router.storage import BackendUnavailable, InvalidQuery, StorageError
 
 __all__ = ["ApiError", "install_error_handlers"]
@@ -71,8 +72,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ControlPlaneError)
     async def _control_plane(request: Request, error: ControlPlaneError) -> JSONResponse:
-        if isinstance(error, SandboxNotFound):
+        if isinstance(error, SandboxNotFound | FileNotFound):
             return _body(404, str(error))
+        if isinstance(error, FileTooLarge):
+            return _body(413, str(error))
         if isinstance(error, SandboxConflict):
             return _body(409, str(error))
         if isinstance(error, InvalidRequest):

@@ -8,7 +8,9 @@ and, under ``--dev-auth``, that a browser on another site cannot drive the Route
   and a streamed body is counted as it arrives and refused once it passes;
 - the body of a request without a valid key is never read: the app sees an
   empty body, so the handler's authentication answers 401 (and records the
-  attempt), never a 422 about a body nobody was entitled to send.
+  attempt), never a 422 about a body nobody was entitled to send;
+- a file upload (``PUT …/files/<path>``) is left to its handler, which
+  streams it to disk and refuses (and records) one over a whole file's limit.
 
 :class:`DevAuthGuard` (issue 9, item 9): under ``--dev-auth`` every request is
 an admin, so any web page the developer opens could drive the Router, through
@@ -21,6 +23,7 @@ recorded as a ``denied`` audit event.
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
@@ -30,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agenttier_router.service import Services
 
 from .context import authenticate, source
+from .errors import ApiError
 
 __all__ = ["SAFE_METHODS", "BodyGuard", "DevAuthGuard", "loopback_host"]
 
@@ -52,17 +56,23 @@ def _too_large_message(limit: int) -> str:
     return f"request body too large: at most {limit} bytes"
 
 
+_UPLOAD = re.compile(r"/api/v1/sandboxes/[^/]+/files/")
+
+
 class BodyGuard:
-    """Refuse bodies over ``max_bytes`` (413) and withhold bodies from callers without a key."""
+    """Refuse bodies over ``max_bytes`` (413) and withhold bodies from callers without a key.
+
+    A file upload from a caller with a key is let through: its handler has its own limit.
+    """
 
     def __init__(self, app: ASGIApp, services: Services, max_bytes: int) -> None:
         self.app = app
         self.services = services
         self.max_bytes = max_bytes
 
-    def _too_large(self) -> JSONResponse:
+    def _too_large(self, limit: int) -> JSONResponse:
         return JSONResponse(
-            {"error": _too_large_message(self.max_bytes)},
+            {"error": _too_large_message(limit)},
             status_code=413, headers={"Connection": "close"},
         )
 
@@ -71,12 +81,20 @@ class BodyGuard:
             await self.app(scope, receive, send)
             return
         connection = HTTPConnection(scope)
-        if authenticate(self.services, connection) is None:
+        try:
+            identity = authenticate(self.services, connection)
+        except ApiError:  # an identity provider away: the handler answers (503)
+            identity = None
+        if identity is None:
             await self.app(scope, _withheld(receive), send)
             return
+        if scope["method"] == "PUT" and _UPLOAD.match(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
         length = connection.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await self._too_large()(scope, receive, send)
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await self._too_large(limit)(scope, receive, send)
             return
         started = False
 
@@ -86,11 +104,11 @@ class BodyGuard:
             await send(message)
 
         try:
-            await self.app(scope, _counted(receive, self.max_bytes), counted_send)
+            await self.app(scope, _counted(receive, limit), counted_send)
         except _TooLarge:
             if started:
                 raise
-            await self._too_large()(scope, receive, send)
+            await self._too_large(limit)(scope, receive, send)
 
 
 def _counted(receive: Receive, limit: int) -> Receive:

@@ -1,4 +1,6 @@
-"""Reading history back: ``/audit/events``, ``/records/*`` and ``/analytics/costs`` (admins only).
+"""Reading history back: ``/audit/events`` and ``/records/*`` (admins only).
+
+``/analytics/costs`` (in :mod:`.analytics`) adds the stored window totals to the SDK's shape.
 
 ``/audit/events`` answers in the SDK's ``AuditEvent`` shape, from the store,
 newest first. A read sees every record enqueued before it began: it first
@@ -309,25 +311,6 @@ def cost_records(
     page = state.backend.list_cost_snapshots(query)
     return CostSnapshotsOut(next_cursor=page.next_cursor, notice=_notice(state),
                             snapshots=[_cost_out(s) for s in page.items])
-
-
-@router.get("/analytics/costs", response_model=CostTotalsOut)
-def cost_analytics(
-    request: Request,
-    since: Moment = None,
-    until: Moment = None,
-    namespace: Text = None,
-    group_by: Annotated[GroupBy, Query(alias="groupBy")] = "sandbox",
-) -> CostTotalsOut:
-    """Cost per sandbox, namespace, owner or template over a window (default: the last 30 days).
-
-    Admins only. A sandbox's key is ``namespace/name``.
-    """
-    state, _ = _admin(request)
-    end = _moment(until, "until")
-    start = _moment(since, "since") or _days_before(end or datetime.now(UTC), 30)
-    query = _build(CostFilter, namespace=namespace, since=start, until=end)
-    return _totals(state, query, group_by, start, end)
 
 
 # -- exports ------------------------------------------------------------------------

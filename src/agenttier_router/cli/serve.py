@@ -55,6 +55,16 @@ def _loopback(host: str) -> bool:
               "[env: AGENTTIER_API_KEYS]")
 @click.option("--admin-group", default="agenttier-admins", show_default=True,
               envvar="AGENTTIER_ADMIN_GROUP", help="Members of this group are admins.")
+@click.option("--oidc-issuer", metavar="URL", envvar="AGENTTIER_OIDC_ISSUER",
+              help="Accept Authorization: Bearer JWTs from this OIDC issuer (https; http only "
+              "on loopback), checked against its JWKS. [env: AGENTTIER_OIDC_ISSUER]")
+@click.option("--oidc-audience", metavar="AUD", envvar="AGENTTIER_OIDC_AUDIENCE",
+              help="The audience (aud) tokens must be for; required with --oidc-issuer. "
+              "[env: AGENTTIER_OIDC_AUDIENCE]")
+@click.option("--oidc-groups-claim", default="groups", show_default=True,
+              envvar="AGENTTIER_OIDC_GROUPS_CLAIM", help="The claim holding the caller's groups.")
+@click.option("--oidc-email-claim", default=None, envvar="AGENTTIER_OIDC_EMAIL_CLAIM",
+              help="The claim holding the caller's email (default: email).")
 @click.option("--dev-auth", is_flag=True,
               help="Treat every request as a local admin. For evaluation only.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -91,7 +101,9 @@ def _loopback(host: str) -> bool:
               default="info", show_default=True, help="Logging level.")
 def serve(
     host: str, port: int, storage_url: str | None, storage_file: Path | None,
-    control_plane_url: str | None, api_keys: Path | None, admin_group: str, dev_auth: bool,
+    control_plane_url: str | None, api_keys: Path | None, admin_group: str,
+    oidc_issuer: str | None, oidc_audience: str | None, oidc_groups_claim: str,
+    oidc_email_claim: str | None, dev_auth: bool,
     data_dir: Path, spool_dir: Path | None, templates_file: Path | None,
     cost_interval: float, cpu_price: float, memory_price: float,
     max_execs_per_user: int, max_execs: int, max_body_bytes: int, anonymous_interval: float,
@@ -109,6 +121,7 @@ def serve(
 
     from agenttier_router.api import create_app
     from agenttier_router.api.auth import load_keys
+    from agenttier_router.api.oidc import IdpUnavailable, OidcError, OidcVerifier
     from agenttier_router.controlplane import ControlPlaneError, ControlPlaneUnavailable
     from agenttier_router.controlplane.templates import DEFAULT_TEMPLATES, load_templates
     from agenttier_router.costs import PriceTable
@@ -116,8 +129,9 @@ def serve(
 
     logging.basicConfig(level=log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if api_keys is None and not dev_auth:
-        raise click.UsageError("pass --api-keys FILE, or --dev-auth to evaluate locally")
+    if api_keys is None and not dev_auth and not oidc_issuer:
+        raise click.UsageError("pass --api-keys FILE and/or --oidc-issuer URL, "
+                               "or --dev-auth to evaluate locally")
     if api_keys is not None and dev_auth:
         where = ("--api-keys" if click.get_current_context().get_parameter_source("api_keys")
                  == ParameterSource.COMMANDLINE else "$AGENTTIER_API_KEYS")
@@ -125,6 +139,17 @@ def serve(
                                "ignore the keys and make every caller an admin): give one")
     url = storage_url_from(storage_url, storage_file)
     check_port(host, port)
+    oidc = None
+    if oidc_issuer:
+        try:
+            oidc = OidcVerifier(oidc_issuer, oidc_audience or "", groups_claim=oidc_groups_claim,
+                                email_claim=oidc_email_claim, admin_group=admin_group)
+        except OidcError as error:
+            raise click.BadParameter(str(error), param_hint="'--oidc-issuer'") from None
+        try:
+            oidc.refresh()  # warm the keys; an IdP that is down must not stop the Router
+        except IdpUnavailable as error:
+            log.warning("OIDC: %s; Bearer callers get 503 until it answers", error)
     try:
         keys = load_keys(api_keys, admin_group) if api_keys is not None else None
         templates = load_templates(templates_file) if templates_file else dict(DEFAULT_TEMPLATES)
@@ -138,7 +163,7 @@ def serve(
                      "can create sandboxes and run commands on this machine.")
         log.warning(loud)
     config = RouterConfig(
-        storage_url=url, control_plane_url=control_plane_url or None, keys=keys,
+        storage_url=url, control_plane_url=control_plane_url or None, keys=keys, oidc=oidc,
         dev_auth=dev_auth, data_dir=data_dir,
         spool_dir=spool_dir or data_dir / "spool", templates=templates,
         prices=PriceTable(cpu_price, memory_price), cost_interval=cost_interval,

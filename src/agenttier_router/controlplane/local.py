@@ -225,6 +225,11 @@ class LocalControlPlane:
         with self._lock:
             return self._entry(name, namespace).sandbox
 
+    def workdir(self, name: str, namespace: str) -> Path:
+        """The sandbox's working directory: what its ``/workspace`` is, for file transfers."""
+        with self._lock:
+            return self._entry(name, namespace).workdir
+
     def named(self, name: str) -> list[Sandbox]:
         """Every sandbox called ``name``, in any namespace, by namespace."""
         with self._lock:

@@ -16,8 +16,9 @@ from agenttier_router.controlplane.templates import DEFAULT_TEMPLATES
 from agenttier_router.costs import PriceTable
 from agenttier_router.storage import RecorderConfig
 
-if TYPE_CHECKING:  # the API's key store; held here, used only by the API
+if TYPE_CHECKING:  # the API's key store and OIDC verifier; held here, used only by the API
     from agenttier_router.api.auth import KeyStore
+    from agenttier_router.api.oidc import OidcVerifier
 
 __all__ = ["RouterConfig"]
 
@@ -36,6 +37,8 @@ class RouterConfig:
     control_plane_url: str | None = None
     """Where sandboxes live: ``local:///dir`` or ``kubernetes://``; None: local, in ``data_dir``."""
     keys: KeyStore | None = None
+    oidc: OidcVerifier | None = None
+    """Checks ``Authorization: Bearer`` JWTs when no ``X-API-Key`` is sent; None: keys only."""
     dev_auth: bool = False
     data_dir: Path = Path("agenttier-data")
     """Where the local control plane keeps sandbox working directories."""

@@ -1,0 +1,53 @@
+"""``GET /admin/sandboxes`` and ``GET /admin/sharing``: the whole fleet, for admins.
+
+``/admin/sandboxes`` lists every sandbox in the SDK's ``SandboxSummary`` shape
+(with ``scopedApiKeys``, empty until sandbox-scoped keys exist);
+``/admin/sharing`` lists every sandbox that is shared, with its user and group
+grants (where the Go Router answers ``{}``). Both reads are recorded
+(``admin.sandboxes``, ``admin.sharing``); refusals too.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from .audited import audited_caller, recorded_call
+from .models import ErrorOut
+from .models_sdk import AdminSandboxesOut, AdminSandboxOut, AdminSharingEntry, AdminSharingOut
+from .sandboxes import sandbox_out
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", responses={
+    401: {"model": ErrorOut}, 403: {"model": ErrorOut},
+})
+
+
+@router.get("/admin/sandboxes", response_model=AdminSandboxesOut)
+def admin_sandboxes(
+    request: Request,
+    namespace: Annotated[str | None, Query(min_length=1, max_length=63)] = None,
+) -> AdminSandboxesOut:
+    """Every sandbox (or a namespace's), whoever owns it, oldest first."""
+    svc, identity = audited_caller(request, "admin.sandboxes", "admin", admin=True)
+    sandboxes = recorded_call(svc, identity, "admin.sandboxes", "admin",
+                              lambda: svc.control_plane.list(namespace))
+    return AdminSandboxesOut(sandboxes=[
+        AdminSandboxOut(**sandbox_out(s).model_dump(), scoped_api_keys=[]) for s in sandboxes])
+
+
+@router.get("/admin/sharing", response_model=AdminSharingOut)
+def admin_sharing(request: Request) -> AdminSharingOut:
+    """Every shared sandbox with its grants, by namespace and name."""
+    svc, identity = audited_caller(request, "admin.sharing", "admin", admin=True)
+    sandboxes = recorded_call(svc, identity, "admin.sharing", "admin",
+                              lambda: svc.control_plane.list())
+    shared = sorted((s for s in sandboxes if s.shares.users or s.shares.groups),
+                    key=lambda s: (s.namespace, s.name))
+    return AdminSharingOut(sandboxes=[AdminSharingEntry(
+        sandbox_id=s.name, namespace=s.namespace, owner=s.owner,
+        users=[{"identity": i, "level": v} for i, v in sorted(s.shares.users.items())],
+        groups=[{"identity": i, "level": v} for i, v in sorted(s.shares.groups.items())],
+        share_links=[]) for s in shared])

@@ -1,0 +1,393 @@
+"""The JSON of the SDK's newer endpoints: templates, update, files, bulk, share links, API keys,
+analytics and admin, with the wire names the SDK's models parse.
+
+Most fields are camelCase on the wire (``restartRequired``, ``isDir``); the
+analytics ones are snake_case (``total_sandboxes``), because that is what the
+SDK's ``UsageAnalytics`` and ``CostEstimate`` read. Lists are always lists,
+never ``null`` (a ``null`` breaks the SDK's models). Request models ignore
+fields they do not know, except the API-key body, which refuses them as the
+Go Router does; it accepts both ``scopes`` (the Router's name) and
+``actionGroups`` (the SDK's).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from .models import CostTotalOut, CreateSandbox, SandboxOut
+
+__all__ = [
+    "ACTION_GROUPS",
+    "AdminSandboxOut",
+    "AdminSandboxesOut",
+    "AdminSharingEntry",
+    "AdminSharingOut",
+    "ApiKeyCreateRequest",
+    "ApiKeyCreatedOut",
+    "ApiKeyOut",
+    "ApiKeyRevokedOut",
+    "ApiKeysOut",
+    "BulkActionOut",
+    "BulkActionRequest",
+    "BulkActionResult",
+    "BulkCreateOut",
+    "BulkCreateRequest",
+    "BulkCreateResult",
+    "CostEstimateOut",
+    "FileEntryOut",
+    "FileListOut",
+    "FileWrittenOut",
+    "PatchRequest",
+    "PatchResultOut",
+    "QuotaViolation",
+    "QuotaWouldExceedOut",
+    "RedeemRequest",
+    "RedeemedOut",
+    "ShareLinkCreatedOut",
+    "ShareLinkOut",
+    "ShareLinkRequest",
+    "TemplateCostOut",
+    "TemplateOut",
+    "TemplatesOut",
+    "UsageOut",
+]
+
+ACTION_GROUPS = ("run-command", "files:read", "files:write", "ports", "agent:invoke",
+                 "agent:configure", "resume", "stop")
+"""What a sandbox-scoped API key may be limited to; no groups means all of them."""
+
+_LEVEL = Literal["viewer", "collaborator"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class _Snake(BaseModel):
+    """Wire names as written: the analytics models are snake_case in the SDK."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+# -- templates -------------------------------------------------------------------------------
+
+class TemplateOut(_Model):
+    """A template, as the SDK's ``Template`` reads it; ``spec`` is the template in full."""
+
+    name: str
+    description: str
+    image: str
+    resource_version: str
+    spec: dict[str, Any]
+
+
+class TemplatesOut(_Model):
+    """``GET /templates``."""
+
+    templates: list[TemplateOut]
+
+
+# -- update ----------------------------------------------------------------------------------
+
+class PatchRequest(_Model):
+    """``PATCH /sandboxes/{id}``: the SDK's ``Sandbox.update`` body. ``{}`` counts as present."""
+
+    idle_timeout: str | None = Field(default=None, max_length=32)
+    resources: dict[str, Any] | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+    def present(self) -> list[str]:
+        """The wire names of the fields the body carries (non-null)."""
+        return [to_camel(name) for name in ("idle_timeout", "resources", "labels", "annotations")
+                if getattr(self, name) is not None]
+
+
+class PatchResultOut(_Model):
+    """What an update did: when each field takes effect, and whether a restart is needed."""
+
+    sandbox_id: str
+    applied: dict[str, Literal["immediately", "on-restart"]]
+    restart_required: bool
+    message: str | None = None
+
+
+# -- files -----------------------------------------------------------------------------------
+
+class FileEntryOut(_Model):
+    """One directory entry, as the SDK's ``FileEntry`` reads it."""
+
+    name: str
+    size: int
+    is_dir: bool
+    mode: str
+    modified_at: int
+
+
+class FileListOut(_Model):
+    """``GET …/files/?path=``."""
+
+    path: str
+    entries: list[FileEntryOut]
+
+
+class FileWrittenOut(_Model):
+    """``PUT …/files/<path>``: where, and how many bytes."""
+
+    path: str
+    bytes: int
+
+
+# -- bulk ------------------------------------------------------------------------------------
+
+class BulkCreateRequest(_Model):
+    """``POST /sandboxes/bulk``: create bodies, each as ``POST /sandboxes`` takes it."""
+
+    items: list[CreateSandbox] = Field(min_length=1, max_length=100)
+
+
+class BulkCreateResult(_Model):
+    """One item's outcome, as the SDK's ``BulkCreateResultItem`` reads it."""
+
+    index: int
+    status: Literal["created", "error"]
+    sandbox_id: str | None = None
+    error: str | None = None
+
+
+class BulkCreateOut(_Model):
+    """``POST /sandboxes/bulk``: one result per item, in order."""
+
+    results: list[BulkCreateResult]
+
+
+class QuotaViolation(_Model):
+    """One reason a batch was refused."""
+
+    code: str
+    message: str
+
+
+class QuotaWouldExceedOut(_Model):
+    """409 from ``POST /sandboxes/bulk`` when the batch would pass a quota: nothing was made."""
+
+    error: Literal["quota_would_exceed"] = "quota_would_exceed"
+    namespace: str
+    violations: list[QuotaViolation]
+
+
+class BulkActionRequest(_Model):
+    """``POST /sandboxes/bulk-action``: stop, resume or delete several sandboxes."""
+
+    action: Literal["stop", "resume", "delete"]
+    ids: list[str] = Field(min_length=1, max_length=100)
+
+
+class BulkActionResult(_Model):
+    """One sandbox's outcome, as the SDK's ``BulkActionResultItem`` reads it."""
+
+    id: str
+    status: Literal["ok", "error"]
+    error: str | None = None
+
+
+class BulkActionOut(_Model):
+    """``POST /sandboxes/bulk-action``: one result per id, in order."""
+
+    results: list[BulkActionResult]
+
+
+# -- share links -----------------------------------------------------------------------------
+
+class ShareLinkRequest(_Model):
+    """``POST …/share-links``: the level it grants, how long it lives, how often it works."""
+
+    level: _LEVEL = "viewer"
+    expires_in: str | None = Field(default=None, max_length=32)
+    max_uses: int = Field(default=0, ge=0, le=1_000_000)
+
+
+class ShareLinkCreatedOut(_Model):
+    """A new link, with its token: shown this once, only its SHA-256 is kept."""
+
+    id: str
+    token: str
+    level: _LEVEL
+    expires_at: str | None
+    max_uses: int
+    warning: str
+
+
+class ShareLinkOut(_Model):
+    """A link as ``shareLinks`` lists it (the SDK's ``ShareLinkInfo``): never its token."""
+
+    id: str
+    level: _LEVEL
+    expires_at: str | None
+    max_uses: int
+    used_count: int
+
+
+class RedeemRequest(_Model):
+    """``POST /share-links/redeem``."""
+
+    token: str = Field(min_length=1, max_length=128)
+
+
+class RedeemedOut(_Model):
+    """What redeeming a link granted the caller."""
+
+    sandbox_id: str
+    namespace: str
+    level: _LEVEL
+
+
+# -- API keys --------------------------------------------------------------------------------
+
+class ApiKeyCreateRequest(_Model):
+    """``POST /user/api-keys``. Unknown fields are refused; ``scopes`` and ``actionGroups``
+    are the same thing (the Router's name and the SDK's)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    name: str | None = Field(default=None, max_length=253)
+    expires_in: str | None = Field(default=None, max_length=32)
+    sandbox_id: str | None = Field(default=None, max_length=253)
+    scopes: list[str] | None = None
+    action_groups: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _groups(self) -> ApiKeyCreateRequest:
+        if self.scopes is not None and self.action_groups is not None \
+                and sorted(self.scopes) != sorted(self.action_groups):
+            raise ValueError("scopes and actionGroups differ; send one of them")
+        groups = self.scopes if self.scopes is not None else self.action_groups
+        if groups is not None and not self.sandbox_id:
+            raise ValueError("scopes need a sandboxId")
+        for group in groups or []:
+            if group not in ACTION_GROUPS:
+                raise ValueError(f"unknown action group: {group}")
+        return self
+
+    def groups(self) -> list[str]:
+        """The key's action groups: all of them when none were named."""
+        named = self.scopes if self.scopes is not None else self.action_groups
+        return sorted(set(named), key=ACTION_GROUPS.index) if named else list(ACTION_GROUPS)
+
+
+class ApiKeyOut(_Model):
+    """A key's metadata (the SDK's ``APIKeyMetadata``): never the key or its hash."""
+
+    id: str
+    user_id: str
+    name: str
+    sandbox_id: str | None = None
+    action_groups: list[str] = Field(default_factory=list)
+    created_at: str
+    expires_at: str | None = None
+    last_used_at: str | None = None
+
+
+class ApiKeyCreatedOut(_Model):
+    """A new key (the SDK's ``APIKeyCreated``): ``key`` is shown this once."""
+
+    id: str
+    key: str
+    name: str
+    sandbox_id: str
+    action_groups: list[str]
+    created_at: str
+    expires_at: str | None
+    warning: str
+
+
+class ApiKeysOut(_Model):
+    """``GET /user/api-keys``: the caller's keys."""
+
+    keys: list[ApiKeyOut]
+
+
+class ApiKeyRevokedOut(_Model):
+    """``DELETE /user/api-keys/{id}``."""
+
+    status: Literal["revoked"] = "revoked"
+    id: str
+
+
+# -- analytics -------------------------------------------------------------------------------
+
+class UsageOut(_Snake):
+    """``GET /analytics/usage``, as the SDK's ``UsageAnalytics`` reads it."""
+
+    total_sandboxes: int
+    status_breakdown: dict[str, int]
+    template_breakdown: dict[str, int]
+    avg_startup_ms: int
+    startup_sample_count: int
+
+
+class TemplateCostOut(_Snake):
+    """One template's running cost (the SDK's ``TemplateCost``)."""
+
+    template: str
+    hourly_cost: float
+    count: int
+
+
+class CostEstimateOut(_Snake):
+    """``GET /analytics/costs``: the SDK's ``CostEstimate``, priced from each sandbox's template,
+    plus what the store's snapshots add up to over a window, and the prices used; the SDK
+    ignores those extra fields (``groupBy``, ``since``, ``until``, ``totals``, ``totalUsd``,
+    ``prices``)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    running_sandboxes: int
+    stopped_sandboxes: int
+    total_hourly_compute: float
+    total_hourly_storage: float
+    total_estimated_monthly: float
+    per_template: list[TemplateCostOut]
+    group_by: Literal["sandbox", "namespace", "owner", "template"] = Field(
+        default="sandbox", alias="groupBy")
+    since: str | None = None
+    until: str | None = None
+    totals: list[CostTotalOut] = Field(default_factory=list)
+    total_usd: float = Field(default=0.0, alias="totalUsd")
+    prices: dict[str, float] = Field(default_factory=dict)
+    notice: str | None = None
+    """Set while storage is off: the window's totals are then empty, and it says how to fix it."""
+
+
+# -- admin -----------------------------------------------------------------------------------
+
+class AdminSandboxOut(SandboxOut):
+    """A sandbox in the admin list: the SDK's ``SandboxSummary`` plus its scoped keys."""
+
+    scoped_api_keys: list[ApiKeyOut] = Field(default_factory=list)
+
+
+class AdminSandboxesOut(_Model):
+    """``GET /admin/sandboxes``."""
+
+    sandboxes: list[AdminSandboxOut]
+
+
+class AdminSharingEntry(_Model):
+    """One sandbox's shares and share links."""
+
+    sandbox_id: str
+    namespace: str
+    owner: str
+    users: list[dict[str, str]]
+    groups: list[dict[str, str]]
+    share_links: list[ShareLinkOut]
+
+
+class AdminSharingOut(_Model):
+    """``GET /admin/sharing``: every sandbox that is shared or has links."""
+
+    sandboxes: list[AdminSharingEntry]

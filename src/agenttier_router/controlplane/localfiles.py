@@ -1,0 +1,497 @@
+"""Files of a local sandbox: list, read, write and zip, never outside its directory.
+
+Every function takes the sandbox's directory (``root``) and a path as the SDK
+sends it. ``/workspace`` maps to ``root``; a path is made absolute and cleaned
+first, and must then be ``/workspace`` or under it::
+
+    listing = list_dir(root, "/workspace")
+    write_file(root, "/workspace/src/main.py", b"print('hi')\\n")   # parents are created
+    with open_file(root, "workspace/src/main.py") as opened:         # the SDK strips the "/"
+        data = b"".join(opened.chunks())
+    for chunk in archive(root, "/workspace/src"):                     # a zip, streamed
+        ...
+
+**Never outside the root.** Paths are walked one component at a time with
+``openat``-style calls (``dir_fd``) and ``O_NOFOLLOW``, holding each
+directory open while the next is opened. A symbolic link is never followed,
+not even one pointing inside: a link (or a directory swapped for a link
+during the call) is refused with :class:`InvalidRequest`, so no race can
+make a call read or write through a link. The zip walks with
+:func:`os.fwalk`, which holds directory descriptors the same way, and stores
+links as their text. A file is at most 32 MiB (:data:`MAX_FILE_BYTES`), read
+or written.
+
+**Atomic writes.** A write goes to a temporary file in the same directory,
+then is renamed over the target: a reader sees the old bytes or the new
+ones, never half. It is not fsync'ed: a local sandbox is evaluation-only
+and lives no longer than the Router's process.
+
+The errors are the control plane's, plus two::
+
+    ControlPlaneError
+      + InvalidRequest       a bad path: disallowed characters, outside /workspace, a link
+      + FileNotFound         no such file or directory (the API: 404)
+      + FileTooLarge         over 32 MiB (the API: 413)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import posixpath
+import secrets
+import stat
+import time
+import zipfile
+from collections.abc import Generator, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from .base import ControlPlaneError, InvalidRequest
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "WORKSPACE",
+    "DirEntry",
+    "DirListing",
+    "FileNotFound",
+    "FileTooLarge",
+    "OpenedFile",
+    "archive",
+    "clean_path",
+    "list_dir",
+    "open_file",
+    "read_file",
+    "write_file",
+]
+
+_log = logging.getLogger(__name__)
+
+MAX_FILE_BYTES = 32 * 1024 * 1024
+"""The most bytes one file may hold, read or written (the SDK's ``FilesAPI.MAX_BYTES``)."""
+
+WORKSPACE = "/workspace"
+"""The path the sandbox's directory appears at."""
+
+_DISALLOWED = frozenset("'\\`\r\n\x00")
+_MAX_PATH = 4096
+_CHUNK = 1 << 16
+_ARCHIVE_CAP = 5 * 1024**3
+_ARCHIVE_SECONDS = 2 * 3600.0
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+class FileNotFound(ControlPlaneError):
+    """No file or directory at that path in the sandbox."""
+
+
+class FileTooLarge(ControlPlaneError):
+    """A file over :data:`MAX_FILE_BYTES`, to read or to write."""
+
+
+def clean_path(path: str) -> tuple[str, list[str]]:
+    """Return ``path`` made absolute and cleaned, and its components below ``/workspace``.
+
+    Raises :class:`InvalidRequest` for disallowed characters (``'``, ``\\``, a
+    backtick, CR, LF, NUL) or a path that is not ``/workspace`` or under it
+    once cleaned (so ``/workspace/../etc`` is refused).
+    """
+    if not isinstance(path, str) or not path:
+        path = WORKSPACE
+    if any(c in _DISALLOWED for c in path):
+        raise InvalidRequest("path contains disallowed characters")
+    if len(path) > _MAX_PATH:
+        raise InvalidRequest(f"path is longer than {_MAX_PATH} characters")
+    cleaned = posixpath.normpath("/" + path.lstrip("/"))
+    if cleaned != WORKSPACE and not cleaned.startswith(WORKSPACE + "/"):
+        raise InvalidRequest(f"path must be {WORKSPACE} or under it (got {cleaned})")
+    parts = [p for p in cleaned[len(WORKSPACE):].split("/") if p]
+    return cleaned, parts
+
+
+# -- walking --------------------------------------------------------------------
+
+def _open_root(root: Path) -> int:
+    try:
+        return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as error:
+        raise ControlPlaneError(f"the sandbox's directory is unusable: {error.strerror}") from None
+
+
+def _open_dir_at(parent: int, name: str, shown: str, *, create: bool = False) -> int:
+    """Open directory ``name`` under ``parent`` without following a link; maybe make it."""
+    try:
+        info = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError:
+        if not create:
+            raise FileNotFound(f"path not found: {shown}") from None
+        try:
+            os.mkdir(name, 0o755, dir_fd=parent)
+        except FileExistsError:
+            pass  # made meanwhile by another writer: open it below, checked as ever
+        except OSError as error:
+            raise _translate(error, shown) from None
+    else:
+        if stat.S_ISLNK(info.st_mode):
+            raise _link(shown)
+        if not stat.S_ISDIR(info.st_mode):
+            if create:
+                raise InvalidRequest(f"{shown} is not a directory")
+            raise FileNotFound(f"path not found: {shown} (not a directory)")
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=parent)
+    except OSError as error:
+        # ELOOP / ENOTDIR here: it was swapped for a link (or a file) after the stat
+        raise _translate(error, shown) from None
+
+
+def _walk(root: Path, parts: list[str], *, create: bool = False) -> int:
+    """A descriptor of the directory ``root/parts...``, every step link-free; caller closes."""
+    fd = _open_root(root)
+    shown = WORKSPACE
+    try:
+        for part in parts:
+            shown = f"{shown}/{part}"
+            child = _open_dir_at(fd, part, shown, create=create)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _link(shown: str) -> InvalidRequest:
+    return InvalidRequest(f"path goes through a symbolic link at {shown}; links are not followed")
+
+
+def _translate(error: OSError, shown: str) -> ControlPlaneError:
+    if error.errno in (errno.ELOOP, errno.EMLINK):
+        return _link(shown)
+    if error.errno in (errno.ENOENT, errno.ENOTDIR):
+        return FileNotFound(f"path not found: {shown}")
+    if error.errno in (errno.ENAMETOOLONG, errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
+        return InvalidRequest(f"{shown}: {error.strerror}")
+    if error.errno == errno.ENOSPC:
+        return ControlPlaneError(f"{shown}: no space left on the device")
+    return ControlPlaneError(f"{shown}: {error.strerror or error}")
+
+
+# -- list -------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class DirEntry:
+    """One entry of a directory, as the SDK's ``FileEntry`` reads it."""
+
+    name: str
+    size: int
+    is_dir: bool
+    mode: str
+    """``ls``-style, e.g. ``-rw-r--r--`` or ``lrwxrwxrwx`` for a link (never followed)."""
+    modified_at: int
+    """Seconds since the epoch."""
+
+
+@dataclass(frozen=True, slots=True)
+class DirListing:
+    """A directory's cleaned path and its entries by name, without ``.`` and ``..``."""
+
+    path: str
+    entries: list[DirEntry]
+
+
+def list_dir(root: Path, path: str = WORKSPACE) -> DirListing:
+    """List the directory at ``path``; raise :class:`FileNotFound` if there is none."""
+    cleaned, parts = clean_path(path)
+    fd = _walk(root, parts)
+    try:
+        entries = []
+        with os.scandir(fd) as found:
+            for entry in found:
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # removed while we listed
+                entries.append(DirEntry(
+                    name=entry.name, size=info.st_size, is_dir=stat.S_ISDIR(info.st_mode),
+                    mode=stat.filemode(info.st_mode), modified_at=int(info.st_mtime)))
+    finally:
+        os.close(fd)
+    entries.sort(key=lambda e: e.name)
+    return DirListing(path=cleaned, entries=entries)
+
+
+# -- read -------------------------------------------------------------------------
+
+class OpenedFile:
+    """A regular file opened for reading: its cleaned ``path``, ``name`` and ``size``.
+
+    Use it as a context manager, or call :meth:`close`; :meth:`chunks` closes
+    it when it is exhausted.
+    """
+
+    def __init__(self, fd: int, path: str, size: int) -> None:
+        self._fd: int | None = fd
+        self.path = path
+        self.name = posixpath.basename(path)
+        self.size = size
+
+    def chunks(self, size: int = _CHUNK) -> Iterator[bytes]:
+        """The file's bytes in pieces of at most ``size``, never more than it held when opened."""
+        try:
+            left = self.size
+            while left > 0 and self._fd is not None:
+                chunk = os.read(self._fd, min(size, left))
+                if not chunk:
+                    break
+                left -= len(chunk)
+                yield chunk
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release the file; safe to call twice."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def __enter__(self) -> OpenedFile:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
+
+
+def open_file(root: Path, path: str, *, max_bytes: int = MAX_FILE_BYTES) -> OpenedFile:
+    """Open the regular file at ``path`` for reading.
+
+    Raises :class:`FileNotFound` when there is none (a directory counts as
+    none), :class:`FileTooLarge` over ``max_bytes``, and :class:`InvalidRequest`
+    for a link or anything that is not a regular file.
+    """
+    cleaned, parts = clean_path(path)
+    if not parts:
+        raise FileNotFound(f"file not found: {cleaned}")
+    parent = _walk(root, parts[:-1])
+    try:
+        try:
+            fd = os.open(parts[-1], _FILE_FLAGS, dir_fd=parent)
+        except OSError as error:
+            if error.errno in (errno.ENOENT, errno.ENOTDIR):
+                raise FileNotFound(f"file not found: {cleaned}") from None
+            raise _translate(error, cleaned) from None
+    finally:
+        os.close(parent)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise FileNotFound(f"file not found: {cleaned} (a directory)")
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidRequest(f"{cleaned} is not a regular file")
+        if info.st_size > max_bytes:
+            raise FileTooLarge(f"{cleaned} is {info.st_size} bytes, over {max_bytes}")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return OpenedFile(fd, cleaned, info.st_size)
+
+
+def read_file(root: Path, path: str, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The whole file at ``path``, as :func:`open_file` finds it."""
+    with open_file(root, path, max_bytes=max_bytes) as opened:
+        return b"".join(opened.chunks())
+
+
+# -- write ------------------------------------------------------------------------
+
+def write_file(root: Path, path: str, data: bytes | bytearray | Iterable[bytes], *,
+               max_bytes: int = MAX_FILE_BYTES) -> int:
+    """Write ``data`` (bytes, or an iterable of chunks) to ``path`` atomically; return its size.
+
+    Missing parent directories are made. An existing file keeps its
+    permission bits. Raises :class:`FileTooLarge` past ``max_bytes`` (and
+    leaves the old file as it was), :class:`InvalidRequest` when ``path`` is
+    ``/workspace`` itself, a directory, or goes through a link.
+    """
+    cleaned, parts = clean_path(path)
+    if not parts:
+        raise InvalidRequest(f"{cleaned} is a directory")
+    chunks: Iterable[bytes | bytearray] = (
+        [data] if isinstance(data, bytes | bytearray) else data)
+    parent = _walk(root, parts[:-1], create=True)
+    name = parts[-1]
+    temp = f".agenttier-{secrets.token_hex(8)}.tmp"
+    try:
+        mode = _existing_mode(parent, name, cleaned)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600, dir_fd=parent)
+        written = 0
+        try:
+            try:
+                for chunk in chunks:
+                    written += len(chunk)
+                    if written > max_bytes:
+                        raise FileTooLarge(f"payload exceeds {max_bytes} bytes")
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view):]
+                os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
+            os.rename(temp, name, src_dir_fd=parent, dst_dir_fd=parent)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp, dir_fd=parent)
+            raise
+    except OSError as error:
+        raise _translate(error, cleaned) from None
+    finally:
+        os.close(parent)
+    return written
+
+
+def _existing_mode(parent: int, name: str, shown: str) -> int:
+    try:
+        info = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError:
+        return 0o644
+    if stat.S_ISDIR(info.st_mode):
+        raise InvalidRequest(f"{shown} is a directory")
+    return stat.S_IMODE(info.st_mode) if stat.S_ISREG(info.st_mode) else 0o644
+
+
+# -- archive ----------------------------------------------------------------------
+
+class _Sink:
+    """Where zipfile writes: bytes are kept until the generator hands them on."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._position = 0
+
+    def write(self, data: bytes) -> int:
+        self._parts.append(bytes(data))
+        self._position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._position
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
+
+
+def archive(root: Path, path: str = WORKSPACE, *, max_bytes: int = _ARCHIVE_CAP,
+            max_seconds: float = _ARCHIVE_SECONDS) -> Iterator[bytes]:
+    """Stream a zip of the directory at ``path``: its directories, deflated files, and links.
+
+    Checks the path before returning, so a missing directory raises
+    :class:`FileNotFound` at the call, not mid-stream. Memory stays flat
+    whatever the tree's size: each piece is handed on as soon as it is
+    compressed. Past ``max_bytes`` of input or ``max_seconds``, the rest of
+    the tree is left out (with a warning in the log) and the zip is closed.
+    """
+    cleaned, parts = clean_path(path)
+    try:
+        top = _walk(root, parts)
+    except FileNotFound:
+        raise FileNotFound(f"directory not found: {cleaned}") from None
+    return _zip(top, cleaned, max_bytes, max_seconds)
+
+
+def _zip(top: int, cleaned: str, max_bytes: int, max_seconds: float) -> Iterator[bytes]:
+    sink = _Sink()
+    deadline = time.monotonic() + max_seconds
+    total = 0
+    try:
+        with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED,  # type: ignore[call-overload]
+                             allowZip64=True) as zf:
+            for directory, dirs, files, dir_fd in os.fwalk(".", dir_fd=top):
+                # links to directories come in ``dirs``; fwalk never enters them, we store them
+                links = [d for d in dirs if _is_link(d, dir_fd)]
+                dirs[:] = sorted(d for d in dirs if d not in links)
+                prefix = "" if directory == "." else directory[2:] + "/"
+                if prefix:
+                    zf.writestr(_info(prefix, os.stat(dir_fd), directory=True), b"")
+                for name in sorted([*files, *links]):
+                    if total > max_bytes or time.monotonic() > deadline:
+                        break
+                    total += yield from _add(zf, sink, dir_fd, name, prefix + name)
+                else:
+                    if out := sink.take():
+                        yield out
+                    continue
+                _log.warning("archive of %s cut short after %d bytes", cleaned, total)
+                break
+        # only on a normal end: a generator closed early must not yield again
+        if rest := sink.take():
+            yield rest
+    finally:
+        os.close(top)
+
+
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _add(zf: zipfile.ZipFile, sink: _Sink, dir_fd: int, name: str,
+         arcname: str) -> Generator[bytes, None, int]:
+    """Add one file or link to the zip, yielding what is compressed; return its input size."""
+    try:
+        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if stat.S_ISLNK(info.st_mode):
+            zf.writestr(_info(arcname, info), os.readlink(name, dir_fd=dir_fd))
+            return 0
+        if not stat.S_ISREG(info.st_mode):
+            return 0  # fifos, sockets, devices: nothing to store
+        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+    except (FileNotFoundError, NotADirectoryError):
+        return 0  # removed while we walked
+    except OSError as error:
+        if error.errno != errno.ELOOP:  # ELOOP: swapped for a link since the stat; not followed
+            _log.warning("archive: leaving out %s: %s", arcname, error.strerror)
+        return 0
+    size = 0
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode):
+            return 0
+        os.set_blocking(fd, True)
+        with zf.open(_info(arcname, opened), "w", force_zip64=True) as entry:
+            while chunk := os.read(fd, _CHUNK):
+                entry.write(chunk)
+                size += len(chunk)
+                out = sink.take()
+                if out:
+                    yield out
+    finally:
+        os.close(fd)
+    return size
+
+
+def _info(arcname: str, info: os.stat_result, *, directory: bool = False) -> zipfile.ZipInfo:
+    stamp = time.gmtime(max(info.st_mtime, 315532800))  # zip dates start in 1980
+    entry = zipfile.ZipInfo(arcname, date_time=stamp[:6])
+    entry.external_attr = (info.st_mode & 0xFFFF) << 16
+    if directory:
+        entry.external_attr |= 0x10  # MS-DOS directory flag
+        entry.compress_type = zipfile.ZIP_STORED
+    elif stat.S_ISLNK(info.st_mode):
+        entry.compress_type = zipfile.ZIP_STORED
+    else:
+        entry.compress_type = zipfile.ZIP_DEFLATED
+    return entry
