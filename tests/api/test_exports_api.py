@@ -115,6 +115,7 @@ def test_export_costs_and_sandbox_events(router: Router) -> None:
     ({"format": "csv", "outcome": "maybe"}, "outcome"),
     ({"format": "csv", "actor": "x" * 300}, "actor"),
     ({"format": "jsonl", "actor": ""}, "actor"),
+    ({"format": "jsonl", "sandbox": "s" * 256}, "sandbox:"),
 ])
 def test_an_invalid_export_filter_is_a_400_before_any_row(
     router: Router, params: dict[str, str], names: str

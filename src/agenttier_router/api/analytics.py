@@ -117,8 +117,7 @@ def _estimate(svc: Services, sandboxes: list[Sandbox]) -> CostEstimateOut:
     )
 
 
-@router.get("/analytics/costs", response_model=CostEstimateOut, response_model_by_alias=True,
-            response_model_exclude_none=True)
+@router.get("/analytics/costs", response_model=CostEstimateOut, response_model_by_alias=True)
 def costs(
     request: Request,
     since: Moment = None,

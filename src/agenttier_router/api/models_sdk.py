@@ -14,7 +14,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from .models import CostTotalOut, CreateSandbox, SandboxOut
@@ -360,6 +367,13 @@ class CostEstimateOut(_Snake):
     prices: dict[str, float] = Field(default_factory=dict)
     notice: str | None = None
     """Set while storage is off: the window's totals are then empty, and it says how to fix it."""
+
+    @model_serializer(mode="wrap")
+    def _without_an_empty_notice(self, handler: SerializerFunctionWrapHandler) -> Any:
+        shown = handler(self)
+        if isinstance(shown, dict) and shown.get("notice") is None:
+            shown.pop("notice", None)
+        return shown
 
 
 # -- admin -----------------------------------------------------------------------------------

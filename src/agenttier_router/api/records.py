@@ -333,7 +333,8 @@ def _export_query(kind: Callable[..., Q], params: dict[str, str | None], fmt: st
         raise ApiError(400, f"invalid request: format: must be csv or jsonl (got {fmt!r})")
     for name, value in params.items():
         if value is not None and not 1 <= len(value) <= 255:
-            raise ApiError(400, f"invalid request: {name}: must be 1 to 255 characters")
+            shown = "sandbox" if name == "sandbox_id" else name  # the query parameter's name
+            raise ApiError(400, f"invalid request: {shown}: must be 1 to 255 characters")
     try:
         query = _build(kind, since=_moment(since, "since"), until=_moment(until, "until"),
                        limit=MAX_LIMIT, **params)
