@@ -27,7 +27,7 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agenttier_router import __version__
+from agenttier_router import __version__, ui
 from agenttier_router.service import Services
 
 from . import records, sandboxes
@@ -92,6 +92,7 @@ def create_app(services: Services) -> FastAPI:
     app.add_middleware(_HttpMetrics, registry=services.registry)
     app.include_router(sandboxes.router)
     app.include_router(records.router)
+    ui.install(app)
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         """Liveness: the process serves HTTP."""
