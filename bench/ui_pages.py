@@ -15,8 +15,10 @@ contentful paint, which is when the first rows show (they are in the
 server-rendered HTML, not fetched by script); and from this process, the
 wall time from ``page.goto`` until the first row is in the DOM. Beside them,
 the same query through ``GET /api/v1/audit/events`` (limit 50) with httpx:
-what the page adds to the JSON endpoint. Then the bytes of a first load
-(HTML + CSS + JS, headers included, from Playwright's ``request.sizes()``).
+what the page adds to the JSON endpoint. The floor, in the same rotation:
+the same page for an actor with no events (no rows, same CSS and JS). Then
+the bytes of a first load (HTML + CSS + JS, headers included, from
+Playwright's ``request.sizes()``).
 Run from the repo root::
 
     .venv/bin/python bench/ui_pages.py
@@ -46,6 +48,8 @@ PAGES: dict[str, tuple[str, dict[str, str]]] = {
     "sandbox sb-00042": ("/ui/activity?sandbox=sb-00042", {"sandbox": "sb-00042"}),
     "outcome denied": ("/ui/activity?outcome=denied", {"outcome": "denied"}),
 }
+FLOOR = "floor: an actor with no events (no rows)"
+"""The floor: what Chromium takes for the same page with no rows (one indexed lookup)."""
 
 _TIMING = """() => {
   const n = performance.getEntriesByType('navigation')[0];
@@ -55,7 +59,7 @@ _TIMING = """() => {
 }"""
 
 
-def visit(browser: Any, url: str) -> dict[str, float]:
+def visit(browser: Any, url: str, ready: str = "table.activity tbody tr.event") -> dict[str, float]:
     """Open ``url`` in a fresh context; the browser's timings, the wall time, and bytes."""
     context = browser.new_context()
     page = context.new_page()
@@ -65,7 +69,7 @@ def visit(browser: Any, url: str) -> dict[str, float]:
                                     ("responseBodySize", "responseHeadersSize")))))
     t0 = time.perf_counter()
     page.goto(url, wait_until="commit")
-    page.locator("table.activity tbody tr.event").first.wait_for()
+    page.locator(ready).first.wait_for()
     wall = (time.perf_counter() - t0) * 1000
     page.wait_for_load_state("load")
     page.wait_for_function("() => performance.getEntriesByName('first-contentful-paint').length")
@@ -108,13 +112,19 @@ def main() -> None:
         names = list(PAGES)
         for name in names:  # warm the Router's pool and the OS page cache, untimed
             visit(browser, router.url + PAGES[name][0])
+        samples[FLOOR] = []
+        order = [*names, FLOOR]
         for rep in range(args.reps):
-            for name in names[rep % len(names):] + names[:rep % len(names)]:
-                samples[name].append(visit(browser, router.url + PAGES[name][0]))
+            for name in order[rep % len(order):] + order[:rep % len(order)]:
+                if name == FLOOR:
+                    empty = router.url + "/ui/activity?actor=no-such-actor"
+                    samples[FLOOR].append(visit(browser, empty, ready="main h1"))
+                else:
+                    samples[name].append(visit(browser, router.url + PAGES[name][0]))
         for name in names:
             api[name] = api_ms(router.url, PAGES[name][1], args.reps * 4)
     rows = []
-    for name in names:
+    for name in [*names, FLOOR]:
         got = samples[name]
 
         def med(key: str, got: list[dict[str, float]] = got) -> str:
@@ -122,7 +132,8 @@ def main() -> None:
 
         walls = [s["wall"] for s in got]
         rows.append([name, med("ttfb"), med("html"), med("fcp"), med("wall"),
-                     f"{pct(walls, 95):.0f}", f"{statistics.median(api[name]):.1f}"])
+                     f"{pct(walls, 95):.0f}",
+                     f"{statistics.median(api[name]):.1f}" if name in api else "-"])
     print(f"\nActivity page at {args.rows:,} audit rows, {args.reps} cold visits each "
           "(ms after navigation start; medians)\n")
     print_table(["page", "first byte", "HTML done", "first rows painted (FCP)",
