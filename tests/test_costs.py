@@ -144,6 +144,8 @@ def test_a_tick_splits_an_interval() -> None:
     _assert_close((first.cpu_hours, first.mem_gb_hours, first.estimated_usd), _expected(60))
     _assert_close((second.cpu_hours, second.mem_gb_hours, second.estimated_usd), _expected(30))
     _assert_close((last.cpu_hours, last.mem_gb_hours, last.estimated_usd), _expected(10))
+    # Whom and what the cost belongs to: the sandbox's owner and template.
+    assert {(s.owner, s.template) for s in snapshots} == {("alice", TEMPLATE.name)}
 
 
 def test_leaving_running_by_error_is_a_final_snapshot() -> None:

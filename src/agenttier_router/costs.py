@@ -66,6 +66,7 @@ class _Accrual:
 
     template: Template
     since: datetime
+    owner: str = ""
 
 
 class CostSampler:
@@ -121,7 +122,8 @@ class CostSampler:
                     return
                 if transition.phase is Phase.RUNNING:
                     # A repeated Running (none is expected) must not restart the clock.
-                    self._running.setdefault(key, _Accrual(sandbox.template, transition.time))
+                    self._running.setdefault(key, _Accrual(sandbox.template, transition.time,
+                                                             sandbox.owner))
                 elif transition.phase is not Phase.CREATING:
                     accrual = self._running.pop(key, None)
                     if accrual is not None:
@@ -187,7 +189,8 @@ class CostSampler:
         namespace, name = key
         try:
             self._emit(CostSnapshot(
-                sandbox_id=name, namespace=namespace, cpu_hours=float(cpu_hours),
+                sandbox_id=name, namespace=namespace, owner=accrual.owner,
+                template=accrual.template.name, cpu_hours=float(cpu_hours),
                 mem_gb_hours=float(gib_hours), estimated_usd=float(usd), time=end,
             ))
         except Exception:

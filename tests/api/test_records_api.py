@@ -115,12 +115,12 @@ def test_cost_snapshots(history: History) -> None:
 
 
 def test_cost_totals_by_sandbox_and_namespace(history: History) -> None:
-    snapshots = {s.sandbox_id: s for s in stored_costs(history.store_url)}
+    snapshots = {f"{s.namespace}/{s.sandbox_id}": s for s in stored_costs(history.store_url)}
     by_sandbox = history.get("/records/costs", groupBy="sandbox")
     assert by_sandbox["groupBy"] == "sandbox"
     assert (by_sandbox["since"], by_sandbox["until"]) == (None, None)
     totals = {t["key"]: t for t in by_sandbox["totals"]}
-    assert set(totals) == {"sb-a", "sb-b"}
+    assert set(totals) == {"default/sb-a", "team-a/sb-b"}
     for name, total in totals.items():
         assert total["samples"] == 1
         assert total["cpuHours"] == pytest.approx(snapshots[name].cpu_hours, rel=1e-12)
@@ -133,6 +133,13 @@ def test_cost_totals_by_sandbox_and_namespace(history: History) -> None:
 
     by_namespace = history.get("/records/costs", groupBy="namespace", sandbox="sb-b")
     assert [t["key"] for t in by_namespace["totals"]] == ["team-a"]
+    # The Router fills in whom and what each cost belongs to.
+    by_owner = history.get("/records/costs", groupBy="owner")
+    assert {t["key"] for t in by_owner["totals"]} == {s.owner for s in snapshots.values()}
+    assert "" not in {s.owner for s in snapshots.values()}
+    by_template = history.get("/records/costs", groupBy="template", owner=snapshots[
+        "team-a/sb-b"].owner, namespace="team-a")
+    assert [t["key"] for t in by_template["totals"]] == [snapshots["team-a/sb-b"].template]
     future = history.get("/records/costs", groupBy="sandbox", since="2999-01-01T00:00:00Z")
     assert (future["totals"], future["totalUsd"]) == ([], 0)
     paged = history.admin.get("/records/costs", params={"groupBy": "sandbox",
@@ -149,12 +156,12 @@ def test_cost_analytics(history: History) -> None:
     body = history.get("/analytics/costs")
     assert body["groupBy"] == "sandbox"
     assert body["since"] is not None and body["until"] is None  # the last 30 days by default
-    assert {t["key"] for t in body["totals"]} == {"sb-a", "sb-b"}
+    assert {t["key"] for t in body["totals"]} == {"default/sb-a", "team-a/sb-b"}
     assert body["totalUsd"] == pytest.approx(sum(s.estimated_usd for s in snapshots), rel=1e-12)
     namespaces = history.get("/analytics/costs", groupBy="namespace")
     assert {t["key"]: t["samples"] for t in namespaces["totals"]} == {"default": 1, "team-a": 1}
     team = history.get("/analytics/costs", namespace="team-a")
-    assert [t["key"] for t in team["totals"]] == ["sb-b"]
+    assert [t["key"] for t in team["totals"]] == ["team-a/sb-b"]
     old = history.get("/analytics/costs", until="2000-01-01T00:00:00Z")
     assert old["totals"] == []
     # The default window starts 30 days before `until`, or at the start of time.

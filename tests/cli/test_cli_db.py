@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cli_helpers import run, touch_sqlite_file
+from cli_helpers import AUDIT, run, seed, touch_sqlite_file, write
+
+from agenttier_router.storage import CostSnapshot
 
 # The table Alembic keeps the revision in (storage/sql/schema.py's VERSION_TABLE).
 VERSION_TABLE = "agenttier_schema_version"
@@ -90,3 +94,51 @@ def test_the_dsn_flag_wins_over_the_environment(tmp_path: Path) -> None:
 
     assert result.code == 0, result.stderr
     assert flag_file.exists() and not env_file.exists()
+
+
+def test_rollup_reports_and_check_shows_the_watermark(store_url: str) -> None:
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    write(store_url, [CostSnapshot(sandbox_id="sb", namespace="ns", estimated_usd=1.0,
+                                   time=hour - timedelta(hours=2, minutes=30))])
+    before = run("db", "check", "--dsn", store_url)
+    assert field(before.stdout, "rollups") == "none yet (run 'agenttier-router db rollup')"
+
+    first = run("db", "rollup", "--dsn", store_url)
+    assert first.code == 0, first.stderr
+    assert field(first.stdout, "hours") == "3 recomputed"
+    assert field(first.stdout, "rows") == "1 rollup rows written"
+    mark = hour.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    assert first.stdout.splitlines()[-1] == f"watermark: none -> {mark}"
+    again = run("db", "rollup", "--dsn", store_url, "--grace", "0")
+    assert field(again.stdout, "hours") == "0 recomputed"
+    assert field(run("db", "check", "--dsn", store_url).stdout, "rollups") == f"up to {mark}"
+
+
+def test_purge_dry_run_purge_and_its_audit_event(store_url: str) -> None:
+    seed(store_url)
+    oldest = min(AUDIT.values(), key=lambda e: e.time)
+    nothing = run("db", "purge", "--dsn", store_url)
+    assert nothing.code == 0 and "nothing to purge" in nothing.stdout
+
+    dry = run("db", "purge", "--dsn", store_url, "--retention-audit", "5d", "--dry-run")
+    assert dry.code == 0, dry.stderr
+    line = next(x for x in dry.stdout.splitlines() if x.startswith("audit_events:"))
+    assert line.startswith("audit_events: would delete 1 rows before ")
+    listed = run("records", "audit", "--dsn", store_url, "--format", "json")
+    assert len(json.loads(listed.stdout)) == len(AUDIT)
+
+    done = run("db", "purge", "--dsn", store_url, env={"AGENTTIER_RETENTION_AUDIT": "5d"})
+    assert done.code == 0, done.stderr
+    assert "audit_events: deleted 1 rows before " in done.stdout
+    events = json.loads(run("records", "audit", "--dsn", store_url, "--format", "json").stdout)
+    ids = {e["event_id"] for e in events}
+    assert oldest.event_id not in ids
+    [purged] = [e for e in events if e["action"] == "purge"]
+    assert purged["actor"] == "system" and purged["resource"] == "audit_events"
+    assert '"rows":1' in purged["details"]
+
+    for bad, message in (("-1d", "negative"), ("soon", "not a duration"),
+                         ("30m", "shorter than one rollup bucket")):
+        refused = run("db", "purge", "--dsn", store_url, "--retention-audit", bad)
+        assert refused.code == 2, bad
+        assert message in refused.stderr and "--retention-audit" in refused.stderr

@@ -29,6 +29,8 @@ def test_the_tree_is_the_documented_one() -> None:
         "",
         "db",
         "db check",
+        "db purge",
+        "db rollup",
         "db upgrade",
         "records",
         "records audit",

@@ -197,11 +197,11 @@ def test_costs_group_by_prints_totals(seeded: str) -> None:
         run("records", "costs", "--dsn", seeded, "--group-by", "sandbox", "--format", "json").stdout
     )
     assert by_sandbox == [
-        {"sandbox_id": "sb-2", "cpu_hours": 4.0, "mem_gb_hours": 8.0, "estimated_usd": 2.0,
+        {"sandbox": "ns-b/sb-2", "cpu_hours": 4.0, "mem_gb_hours": 8.0, "estimated_usd": 2.0,
          "samples": 1},
-        {"sandbox_id": "sb-1", "cpu_hours": 2.0, "mem_gb_hours": 3.0, "estimated_usd": 1.0,
+        {"sandbox": "ns-a/sb-1", "cpu_hours": 2.0, "mem_gb_hours": 3.0, "estimated_usd": 1.0,
          "samples": 2},
-        {"sandbox_id": "sb-3", "cpu_hours": 0.25, "mem_gb_hours": 0.5, "estimated_usd": 0.5,
+        {"sandbox": "ns-a/sb-3", "cpu_hours": 0.25, "mem_gb_hours": 0.5, "estimated_usd": 0.5,
          "samples": 1},
     ]
 
@@ -226,7 +226,7 @@ def test_costs_group_by_prints_totals(seeded: str) -> None:
 
     one = run("records", "costs", "--dsn", seeded, "--group-by", "sandbox", "--sandbox", "sb-1",
               "--format", "json")
-    assert [(t["sandbox_id"], t["samples"]) for t in json.loads(one.stdout)] == [("sb-1", 2)]
+    assert [(t["sandbox"], t["samples"]) for t in json.loads(one.stdout)] == [("ns-a/sb-1", 2)]
 
 
 def test_empty_results_in_every_format(store_url: str) -> None:

@@ -236,7 +236,7 @@ def test_summarize_costs_by_sandbox_and_namespace(backend: SQLBackend) -> None:
                      estimated_usd=0.2, time=at(4)),
     ])
     by_sandbox = backend.summarize_costs(CostFilter())
-    assert [t.key for t in by_sandbox] == ["sb-2", "sb-3", "sb-1"]
+    assert [t.key for t in by_sandbox] == ["a/sb-2", "b/sb-3", "a/sb-1"]
     sb1 = by_sandbox[2]
     assert sb1.samples == 2
     assert sb1.cpu_hours == pytest.approx(0.75)
@@ -250,9 +250,9 @@ def test_summarize_costs_by_sandbox_and_namespace(backend: SQLBackend) -> None:
     assert by_namespace[0].estimated_usd == pytest.approx(0.55)
 
     windowed = backend.summarize_costs(CostFilter(since=at(2), until=at(4)))
-    assert [(t.key, t.samples) for t in windowed] == [("sb-2", 1), ("sb-1", 1)]
+    assert [(t.key, t.samples) for t in windowed] == [("a/sb-2", 1), ("a/sb-1", 1)]
     assert backend.summarize_costs(CostFilter(namespace="b")) == [
-        CostTotal("sb-3", 1.0, 0.0, 0.2, 1)
+        CostTotal("b/sb-3", 1.0, 0.0, 0.2, 1)
     ]
     with pytest.raises(ValueError, match="group_by"):
         backend.summarize_costs(CostFilter(), group_by="actor")  # type: ignore[arg-type]

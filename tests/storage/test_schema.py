@@ -23,8 +23,11 @@ from agenttier_router.storage import (
 )
 from agenttier_router.storage.sql.schema import (
     AUDIT_EVENTS,
+    COST_ROLLUPS_DAILY,
+    COST_ROLLUPS_HOURLY,
     COST_SNAPSHOTS,
     INDEXES,
+    MAINTENANCE,
     SANDBOX_EVENTS,
     VERSION_TABLE,
 )
@@ -76,6 +79,11 @@ def test_schema_matches_the_query_tables_and_has_every_index(
             for wanted in INDEXES[table.name]:
                 assert wanted in indexes, (table.name, wanted)
             assert indexes[("event_id",)]["unique"]
+        for table in (COST_ROLLUPS_HOURLY, COST_ROLLUPS_DAILY, MAINTENANCE):
+            columns = {c["name"] for c in inspector.get_columns(table.name)}
+            assert columns == set(table.c.keys()), table.name
+            primary = inspector.get_pk_constraint(table.name)["constrained_columns"]
+            assert primary == [c.name for c in table.primary_key.columns], table.name
         assert VERSION_TABLE in inspector.get_table_names()
     finally:
         engine.dispose()
@@ -202,7 +210,9 @@ def test_upgrading_a_go_era_database_keeps_every_row(database: IsolatedDatabase)
     assert backend.list_audit_events(AuditFilter(limit=1)).items[0].actor == "bob"
     assert backend.list_sandbox_events(SandboxEventFilter()).items[0].reason == "Started"
     totals = backend.summarize_costs(CostFilter())
-    assert (totals[0].key, totals[0].samples, totals[0].estimated_usd) == ("sb-0", 2, 0.02)
+    # A sandbox is its namespace and name: the row without a namespace is apart.
+    assert [(t.key, t.samples, t.estimated_usd) for t in totals] == [
+        ("ns/sb-0", 1, 0.02), ("/sb-0", 1, 0.0)]
     assert backend.schema_status().up_to_date
     backend.close()
 

@@ -15,6 +15,9 @@ from pydantic.alias_generators import to_camel
 __all__ = [
     "AuditEventOut",
     "AuditEventsOut",
+    "CostSeriesOut",
+    "CostSeriesPointOut",
+    "CostSeriesResponse",
     "CostSnapshotOut",
     "CostSnapshotsOut",
     "CostTotalOut",
@@ -187,6 +190,8 @@ class CostSnapshotOut(_Model):
     timestamp: str
     sandbox_id: str
     namespace: str
+    owner: str = ""
+    template: str = ""
     cpu_hours: float
     mem_gb_hours: float
     estimated_usd: float
@@ -201,7 +206,7 @@ class CostSnapshotsOut(_Model):
 
 
 class CostTotalOut(_Model):
-    """Summed cost of one sandbox or namespace over a window."""
+    """Summed cost of one group over a window; a sandbox's key is ``namespace/name``."""
 
     key: str
     cpu_hours: float
@@ -213,9 +218,38 @@ class CostTotalOut(_Model):
 class CostTotalsOut(_Model):
     """``GET /records/costs?groupBy=…`` and ``GET /analytics/costs``."""
 
-    group_by: Literal["sandbox", "namespace"]
+    group_by: Literal["sandbox", "namespace", "owner", "template"]
     since: str | None
     until: str | None
+    totals: list[CostTotalOut]
+    total_usd: float
+
+
+class CostSeriesPointOut(_Model):
+    """One UTC bucket of a cost series (its start, RFC3339)."""
+
+    bucket: str
+    cpu_hours: float
+    mem_gb_hours: float
+    estimated_usd: float
+    samples: int
+
+
+class CostSeriesOut(_Model):
+    """One key's points, oldest first; only buckets with costs have one."""
+
+    key: str
+    points: list[CostSeriesPointOut]
+
+
+class CostSeriesResponse(_Model):
+    """``GET /records/costs/series``: a series per key, the most expensive first, and totals."""
+
+    bucket: Literal["hour", "day"]
+    group_by: Literal["sandbox", "namespace", "owner", "template"]
+    since: str
+    until: str | None
+    series: list[CostSeriesOut]
     totals: list[CostTotalOut]
     total_usd: float
 

@@ -5,15 +5,26 @@ newest first. A read sees every record enqueued before it began: it first
 waits (up to a second) for the recorder to write what it holds. With storage
 off it serves the control plane's recent transitions, as the Go Router
 serves Kubernetes Events.
+
+``/records/{audit,sandbox-events,costs}/export`` streams every matching row,
+newest first, as CSV or JSON lines, reading keyset pages of 1,000 rows, so
+memory stays flat however many rows match; ``/records/costs/series`` gives
+costs per UTC hour or day from the rollups.
 """
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import io
 import json
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
 from agenttier_router.controlplane import Transition
 from agenttier_router.service import Services
@@ -21,11 +32,18 @@ from agenttier_router.storage import (
     AuditEvent,
     AuditFilter,
     CostFilter,
+    CostSnapshot,
+    GroupBy,
     NoopBackend,
+    Page,
+    SandboxEvent,
     SandboxEventFilter,
+    SQLBackend,
     format_ts,
     parse_ts,
 )
+from agenttier_router.storage.filters import MAX_LIMIT
+from agenttier_router.storage.rollups import series as cost_series
 
 from .auth import Identity
 from .context import authenticate, services
@@ -33,6 +51,9 @@ from .errors import ApiError
 from .models import (
     AuditEventOut,
     AuditEventsOut,
+    CostSeriesOut,
+    CostSeriesPointOut,
+    CostSeriesResponse,
     CostSnapshotOut,
     CostSnapshotsOut,
     CostTotalOut,
@@ -117,6 +138,19 @@ def _audit_out(event: AuditEvent) -> AuditEventOut:
     )
 
 
+def _sandbox_event_out(e: SandboxEvent) -> SandboxEventOut:
+    return SandboxEventOut(timestamp=format_ts(e.time), sandbox_id=e.sandbox_id,
+                           sandbox_name=e.sandbox_name, namespace=e.namespace, phase=e.phase,
+                           reason=e.reason, message=e.message, event_id=e.event_id)
+
+
+def _cost_out(s: CostSnapshot) -> CostSnapshotOut:
+    return CostSnapshotOut(timestamp=format_ts(s.time), sandbox_id=s.sandbox_id,
+                           namespace=s.namespace, owner=s.owner, template=s.template,
+                           cpu_hours=s.cpu_hours, mem_gb_hours=s.mem_gb_hours,
+                           estimated_usd=s.estimated_usd, event_id=s.event_id)
+
+
 def _matches(t: Transition, query: AuditFilter) -> bool:
     """Whether a transition, shown as an audit event, passes ``query``'s filters."""
     shown = ((query.actor, t.sandbox.owner), (query.sandbox_id, t.sandbox.name),
@@ -193,15 +227,11 @@ def sandbox_events(
                    cursor=cursor)
     _caught_up(state)
     page = state.backend.list_sandbox_events(query)
-    return SandboxEventsOut(next_cursor=page.next_cursor, events=[
-        SandboxEventOut(timestamp=format_ts(e.time), sandbox_id=e.sandbox_id,
-                        sandbox_name=e.sandbox_name, namespace=e.namespace, phase=e.phase,
-                        reason=e.reason, message=e.message, event_id=e.event_id)
-        for e in page.items
-    ])
+    return SandboxEventsOut(next_cursor=page.next_cursor,
+                            events=[_sandbox_event_out(e) for e in page.items])
 
 
-def _totals(state: Services, query: CostFilter, group_by: Literal["sandbox", "namespace"],
+def _totals(state: Services, query: CostFilter, group_by: GroupBy,
             since: datetime | None, until: datetime | None) -> CostTotalsOut:
     _caught_up(state)
     totals = state.backend.summarize_costs(query, group_by)
@@ -219,11 +249,13 @@ def cost_records(
     request: Request,
     sandbox: Text = None,
     namespace: Text = None,
+    owner: Text = None,
+    template: Text = None,
     since: Moment = None,
     until: Moment = None,
     limit: Limit = 100,
     cursor: Cursor = None,
-    group_by: Annotated[Literal["sandbox", "namespace"] | None, Query(alias="groupBy")] = None,
+    group_by: Annotated[GroupBy | None, Query(alias="groupBy")] = None,
 ) -> CostSnapshotsOut | CostTotalsOut:
     """Cost snapshots newest first; with ``groupBy``, totals over the window (admins only)."""
     state, _ = _admin(request)
@@ -231,20 +263,15 @@ def cost_records(
     if group_by is not None:
         if cursor is not None:
             raise ApiError(422, "invalid request: cursor: totals are not paged")
-        query = _build(CostFilter, sandbox_id=sandbox, namespace=namespace, since=start,
-                       until=end)
+        query = _build(CostFilter, sandbox_id=sandbox, namespace=namespace, owner=owner,
+                       template=template, since=start, until=end)
         return _totals(state, query, group_by, start, end)
-    query = _build(CostFilter, sandbox_id=sandbox, namespace=namespace, since=start, until=end,
-                   limit=limit, cursor=cursor)
+    query = _build(CostFilter, sandbox_id=sandbox, namespace=namespace, owner=owner,
+                   template=template, since=start, until=end, limit=limit, cursor=cursor)
     _caught_up(state)
     page = state.backend.list_cost_snapshots(query)
-    return CostSnapshotsOut(next_cursor=page.next_cursor, snapshots=[
-        CostSnapshotOut(timestamp=format_ts(s.time), sandbox_id=s.sandbox_id,
-                        namespace=s.namespace, cpu_hours=s.cpu_hours,
-                        mem_gb_hours=s.mem_gb_hours, estimated_usd=s.estimated_usd,
-                        event_id=s.event_id)
-        for s in page.items
-    ])
+    return CostSnapshotsOut(next_cursor=page.next_cursor,
+                            snapshots=[_cost_out(s) for s in page.items])
 
 
 @router.get("/analytics/costs", response_model=CostTotalsOut)
@@ -253,11 +280,222 @@ def cost_analytics(
     since: Moment = None,
     until: Moment = None,
     namespace: Text = None,
-    group_by: Annotated[Literal["sandbox", "namespace"], Query(alias="groupBy")] = "sandbox",
+    group_by: Annotated[GroupBy, Query(alias="groupBy")] = "sandbox",
 ) -> CostTotalsOut:
-    """Cost per sandbox or namespace over a window (default: the last 30 days; admins only)."""
+    """Cost per sandbox, namespace, owner or template over a window (default: the last 30 days).
+
+    Admins only. A sandbox's key is ``namespace/name``.
+    """
     state, _ = _admin(request)
     end = _moment(until, "until")
     start = _moment(since, "since") or _days_before(end or datetime.now(UTC), 30)
     query = _build(CostFilter, namespace=namespace, since=start, until=end)
     return _totals(state, query, group_by, start, end)
+
+
+# -- exports ------------------------------------------------------------------------
+
+T = TypeVar("T")
+Q = TypeVar("Q", AuditFilter, SandboxEventFilter, CostFilter)
+Format = Literal["csv", "jsonl"]
+_MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
+
+
+def _refused(error: ApiError) -> ApiError:
+    """An export answers a bad filter with 400 (the listings' 422), before any row."""
+    return ApiError(400, error.message) if error.status == 422 else error
+
+
+def _export_query(kind: Callable[..., Q], params: dict[str, str | None], fmt: str | None,
+                  since: str | None, until: str | None) -> tuple[Format, Q]:
+    """Check an export's format and filter by hand, so that a bad one is a 400 naming it."""
+    if fmt not in ("csv", "jsonl"):
+        raise ApiError(400, f"invalid request: format: must be csv or jsonl (got {fmt!r})")
+    for name, value in params.items():
+        if value is not None and not 1 <= len(value) <= 255:
+            raise ApiError(400, f"invalid request: {name}: must be 1 to 255 characters")
+    try:
+        query = _build(kind, since=_moment(since, "since"), until=_moment(until, "until"),
+                       limit=MAX_LIMIT, **params)
+    except ApiError as error:
+        raise _refused(error) from None
+    return fmt, query  # type: ignore[return-value]
+
+
+def _all_rows(fetch: Callable[[Q], Page[T]], query: Q, first: Page[T]) -> Iterator[T]:
+    """Every row, page after keyset page: one page of rows in memory at a time."""
+    page = first
+    while True:
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        query = dataclasses.replace(query, cursor=page.next_cursor)
+        page = fetch(query)
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return value
+
+
+def _encode(rows: Iterator[BaseModel], model: type[BaseModel], fmt: Format,
+            per_chunk: int = MAX_LIMIT) -> Iterator[bytes]:
+    """CSV with a header row of the API's field names, or one JSON object per line."""
+    names = [field.alias or name for name, field in model.model_fields.items()]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if fmt == "csv":
+        writer.writerow(names)
+    for count, row in enumerate(rows, 1):
+        data = row.model_dump(by_alias=True)
+        if fmt == "csv":
+            writer.writerow([_cell(data[name]) for name in names])
+        else:
+            buffer.write(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+            buffer.write("\n")
+        if count % per_chunk == 0:
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue().encode("utf-8")
+
+
+def _export(
+    request: Request,
+    what: str,
+    fmt: Format,
+    query: Q,
+    fetch: Callable[[Q], Page[T]],
+    shape: Callable[[T], BaseModel],
+    model: type[BaseModel],
+) -> StreamingResponse:
+    """Record the export, read its first page (so a store that is down is a 503), then stream."""
+    state, identity = _admin(request)
+    filters = {name: format_ts(value) if isinstance(value, datetime) else value
+               for name, value in dataclasses.asdict(query).items()
+               if value is not None and name not in ("limit", "cursor")}
+    state.recording.audit(identity, "export", resource=what,
+                          details={"format": fmt, "filter": filters})
+    _caught_up(state)
+    first = fetch(query)
+    rows = (shape(item) for item in _all_rows(fetch, query, first))
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return StreamingResponse(
+        _encode(rows, model, fmt), media_type=_MEDIA[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{what}-{stamp}.{fmt}"'},
+    )
+
+
+Raw = Annotated[str | None, Query()]
+"""An export's filter value: checked by hand, so that a bad one is a 400."""
+
+
+@router.get("/records/audit/export", response_class=StreamingResponse)
+def export_audit(
+    request: Request,
+    format: Raw = None,
+    actor: Raw = None,
+    sandbox: Raw = None,
+    action: Raw = None,
+    resource: Raw = None,
+    namespace: Raw = None,
+    outcome: Raw = None,
+    since: Raw = None,
+    until: Raw = None,
+) -> StreamingResponse:
+    """Every audit event matching the filters, newest first, as CSV or JSON lines (admins only)."""
+    _admin(request)
+    if outcome is not None and outcome not in ("success", "denied", "error"):
+        raise ApiError(400, "invalid request: outcome: must be success, denied or error")
+    fmt, query = _export_query(AuditFilter, {
+        "actor": actor, "sandbox_id": sandbox, "action": action, "resource": resource,
+        "namespace": namespace, "outcome": outcome}, format, since, until)
+    backend = services(request).backend
+    return _export(request, "audit", fmt, query, backend.list_audit_events, _audit_out,
+                   AuditEventOut)
+
+
+@router.get("/records/sandbox-events/export", response_class=StreamingResponse)
+def export_sandbox_events(
+    request: Request,
+    format: Raw = None,
+    sandbox: Raw = None,
+    namespace: Raw = None,
+    phase: Raw = None,
+    since: Raw = None,
+    until: Raw = None,
+) -> StreamingResponse:
+    """Every lifecycle transition matching the filters, newest first (admins only)."""
+    _admin(request)
+    fmt, query = _export_query(SandboxEventFilter, {
+        "sandbox_id": sandbox, "namespace": namespace, "phase": phase}, format, since, until)
+    backend = services(request).backend
+    return _export(request, "sandbox-events", fmt, query, backend.list_sandbox_events,
+                   _sandbox_event_out, SandboxEventOut)
+
+
+@router.get("/records/costs/export", response_class=StreamingResponse)
+def export_costs(
+    request: Request,
+    format: Raw = None,
+    sandbox: Raw = None,
+    namespace: Raw = None,
+    owner: Raw = None,
+    template: Raw = None,
+    since: Raw = None,
+    until: Raw = None,
+) -> StreamingResponse:
+    """Every cost snapshot matching the filters, newest first (admins only)."""
+    _admin(request)
+    fmt, query = _export_query(CostFilter, {
+        "sandbox_id": sandbox, "namespace": namespace, "owner": owner, "template": template},
+        format, since, until)
+    backend = services(request).backend
+    return _export(request, "costs", fmt, query, backend.list_cost_snapshots, _cost_out,
+                   CostSnapshotOut)
+
+
+# -- cost series --------------------------------------------------------------------
+
+
+@router.get("/records/costs/series", response_model=CostSeriesResponse)
+def cost_series_endpoint(
+    request: Request,
+    bucket: Annotated[Literal["hour", "day"], Query()] = "day",
+    group_by: Annotated[GroupBy, Query(alias="groupBy")] = "namespace",
+    since: Moment = None,
+    until: Moment = None,
+    sandbox: Text = None,
+    namespace: Text = None,
+    owner: Text = None,
+    template: Text = None,
+) -> CostSeriesResponse:
+    """Costs per UTC hour or day and per group (default: the last 30 days; admins only)."""
+    state, _ = _admin(request)
+    end = _moment(until, "until")
+    start = _moment(since, "since") or _days_before(end or datetime.now(UTC), 30)
+    query = _build(CostFilter, sandbox_id=sandbox, namespace=namespace, owner=owner,
+                   template=template, since=start, until=end)
+    _caught_up(state)
+    backend = state.backend
+    if isinstance(backend, SQLBackend):
+        lines, totals = cost_series(backend, query, bucket, group_by)
+    elif isinstance(backend, NoopBackend):
+        lines, totals = [], []
+    else:  # a store that could not be opened: every call says why
+        backend.summarize_costs(query, group_by)
+        lines, totals = [], []
+    return CostSeriesResponse(
+        bucket=bucket, group_by=group_by, since=format_ts(start),
+        until=format_ts(end) if end else None,
+        series=[CostSeriesOut(key=line.key, points=[
+            CostSeriesPointOut(bucket=format_ts(p.bucket), cpu_hours=p.cpu_hours,
+                               mem_gb_hours=p.mem_gb_hours, estimated_usd=p.estimated_usd,
+                               samples=p.samples) for p in line.points])
+            for line in lines],
+        totals=[CostTotalOut(key=t.key, cpu_hours=t.cpu_hours, mem_gb_hours=t.mem_gb_hours,
+                             estimated_usd=t.estimated_usd, samples=t.samples) for t in totals],
+        total_usd=sum(t.estimated_usd for t in totals),
+    )

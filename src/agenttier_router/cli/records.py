@@ -10,15 +10,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import click
 
 from agenttier_router.storage import (
+    GROUP_BYS,
     OUTCOMES,
     AuditFilter,
     Backend,
     CostFilter,
+    GroupBy,
     Page,
     SandboxEventFilter,
 )
@@ -47,6 +49,8 @@ Q = TypeVar("Q", AuditFilter, SandboxEventFilter, CostFilter)
 
 _sandbox_option = click.option("--sandbox", "sandbox_id", metavar="ID", help="Only this sandbox.")
 _namespace_option = click.option("--namespace", help="Only this Kubernetes namespace.")
+_owner_option = click.option("--owner", help="Only costs of sandboxes this user owns.")
+_template_option = click.option("--template", help="Only costs of sandboxes of this template.")
 
 
 def _filter(kind: Callable[..., Q], **fields: Any) -> Q:
@@ -206,10 +210,13 @@ def sandbox_events(
 @records.command()
 @_sandbox_option
 @_namespace_option
+@_owner_option
+@_template_option
 @click.option(
     "--group-by",
-    type=click.Choice(["sandbox", "namespace"]),
-    help="Print totals per sandbox or namespace, most expensive first, instead of snapshots.",
+    type=click.Choice(list(GROUP_BYS)),
+    help="Print totals per sandbox (namespace/name), namespace, owner or template, most "
+    "expensive first, instead of snapshots.",
 )
 @window_options
 @page_options
@@ -218,6 +225,8 @@ def sandbox_events(
 def costs(
     sandbox_id: str | None,
     namespace: str | None,
+    owner: str | None,
+    template: str | None,
     group_by: str | None,
     since: datetime | None,
     until: datetime | None,
@@ -229,9 +238,9 @@ def costs(
 ) -> None:
     """List cost snapshots (CPU hours, memory GB-hours, estimated USD), or their totals.
 
-    With --group-by, the snapshots in the window are summed per sandbox or
-    namespace by the database; totals are not paged, so --limit, --cursor
-    and --all do not apply.
+    With --group-by, the snapshots in the window are summed per sandbox,
+    namespace, owner or template (from the rollups where they are up to
+    date); totals are not paged, so --limit, --cursor and --all do not apply.
 
     \b
     Examples:
@@ -246,6 +255,8 @@ def costs(
         CostFilter,
         sandbox_id=sandbox_id,
         namespace=namespace,
+        owner=owner,
+        template=template,
         since=since,
         until=until,
         limit=limit,
@@ -255,5 +266,8 @@ def costs(
         _list(source, lambda b: b.list_cost_snapshots, query, COST_COLUMNS, follow=follow, fmt=fmt)
         return
     with open_records(source) as backend:
-        totals = backend.summarize_costs(query, "sandbox" if group_by == "sandbox" else "namespace")
-    write(totals, total_columns(group_by), fmt)
+        totals = backend.summarize_costs(query, cast(GroupBy, group_by))
+    columns = total_columns(group_by)
+    if group_by != "namespace":  # a sandbox's key is namespace/name
+        columns = (Column(group_by, attr="key"), *columns[1:])
+    write(totals, columns, fmt)

@@ -97,9 +97,11 @@ class RemoteStore:
     def list_cost_snapshots(self, query: CostFilter) -> Page[CostSnapshot]:
         """One page of ``GET /records/costs``."""
         data = self._get("/records/costs", query, sandbox=query.sandbox_id,
-                         namespace=query.namespace, limit=query.limit, cursor=query.cursor)
+                         namespace=query.namespace, owner=query.owner, template=query.template,
+                         limit=query.limit, cursor=query.cursor)
         snapshots = tuple(
             CostSnapshot(sandbox_id=s["sandboxId"], namespace=s["namespace"],
+                         owner=s.get("owner") or "", template=s.get("template") or "",
                          cpu_hours=s["cpuHours"], mem_gb_hours=s["memGbHours"],
                          estimated_usd=s["estimatedUsd"], time=parse_ts(s["timestamp"]),
                          event_id=s["eventId"])
@@ -110,7 +112,8 @@ class RemoteStore:
     def summarize_costs(self, query: CostFilter, group_by: GroupBy = "sandbox") -> list[CostTotal]:
         """``GET /records/costs?groupBy=…``: totals over the filter's window."""
         data = self._get("/records/costs", query, sandbox=query.sandbox_id,
-                         namespace=query.namespace, groupBy=group_by)
+                         namespace=query.namespace, owner=query.owner, template=query.template,
+                         groupBy=group_by)
         return [CostTotal(t["key"], t["cpuHours"], t["memGbHours"], t["estimatedUsd"],
                           t["samples"]) for t in data["totals"]]
 

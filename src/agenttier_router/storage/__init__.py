@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from ._time import format_ts, parse_ts
-from .backend import Backend, GroupBy, NoopBackend, UnavailableBackend
+from .backend import GROUP_BYS, Backend, GroupBy, NoopBackend, UnavailableBackend
 from .errors import (
     BackendUnavailable,
     DriverNotInstalled,
@@ -30,6 +30,7 @@ from .sql import SchemaStatus, SQLBackend
 from .sql.url import mask_url, sqlite_path
 
 __all__ = [
+    "GROUP_BYS",
     "OUTCOMES",
     "AuditEvent",
     "AuditFilter",

@@ -14,10 +14,13 @@ from .errors import BackendUnavailable
 from .filters import AuditFilter, CostFilter, CostTotal, Page, SandboxEventFilter
 from .records import AuditEvent, CostSnapshot, Record, SandboxEvent
 
-__all__ = ["Backend", "GroupBy", "NoopBackend", "UnavailableBackend"]
+__all__ = ["GROUP_BYS", "Backend", "GroupBy", "NoopBackend", "UnavailableBackend"]
 
-GroupBy = Literal["sandbox", "namespace"]
+GroupBy = Literal["sandbox", "namespace", "owner", "template"]
 """What :meth:`Backend.summarize_costs` sums per."""
+
+GROUP_BYS: tuple[GroupBy, ...] = ("sandbox", "namespace", "owner", "template")
+"""Every :data:`GroupBy` value."""
 
 
 @runtime_checkable
@@ -49,7 +52,7 @@ class Backend(Protocol):
         """Return one page of cost snapshots matching ``query``, newest first."""
 
     def summarize_costs(self, query: CostFilter, group_by: GroupBy = "sandbox") -> list[CostTotal]:
-        """Return the summed costs per sandbox or namespace, the most expensive first."""
+        """Return the summed costs per sandbox, namespace, owner or template, dearest first."""
 
     def close(self) -> None:
         """Release connections. Calling it twice is harmless."""

@@ -135,6 +135,8 @@ class CostFilter(_Window):
 
     sandbox_id: str | None = None
     namespace: str | None = None
+    owner: str | None = None
+    template: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     limit: int = DEFAULT_LIMIT
@@ -154,7 +156,12 @@ class Page(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class CostTotal:
-    """Summed cost of one sandbox or namespace over a window, from ``samples`` snapshots."""
+    """Summed cost of one group over a window, from ``samples`` snapshots.
+
+    ``key`` is the namespace, owner or template, or ``namespace/name`` for a
+    sandbox (so that one name in two namespaces stays two sandboxes). An
+    owner or template that older rows lack is ``(unknown)``.
+    """
 
     key: str
     cpu_hours: float

@@ -4,7 +4,8 @@ Each is a frozen dataclass built with keywords::
 
     AuditEvent(actor="alice", action="exec", sandbox_id="sb-1", details={"exitCode": 0})
     SandboxEvent(sandbox_id="sb-1", phase="Running", reason="Started")
-    CostSnapshot(sandbox_id="sb-1", cpu_hours=0.5, mem_gb_hours=1.0, estimated_usd=0.02)
+    CostSnapshot(sandbox_id="sb-1", owner="alice", template="python", cpu_hours=0.5,
+                 mem_gb_hours=1.0, estimated_usd=0.02)
 
 Every record has ``time`` (timezone-aware, now in UTC by default) and
 ``event_id`` (unique and time-ordered, generated when not given). Writes are
@@ -156,10 +157,16 @@ class SandboxEvent:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CostSnapshot:
-    """A sandbox's usage over one interval: CPU hours, memory GB-hours, estimated USD."""
+    """A sandbox's usage over one interval: CPU hours, memory GB-hours, estimated USD.
+
+    ``owner`` and ``template`` say whom and what the cost belongs to; empty
+    means unknown (rows written by an older Router), stored as NULL.
+    """
 
     sandbox_id: str
     namespace: str = ""
+    owner: str = ""
+    template: str = ""
     cpu_hours: float = 0.0
     mem_gb_hours: float = 0.0
     estimated_usd: float = 0.0
@@ -169,6 +176,8 @@ class CostSnapshot:
     def __post_init__(self) -> None:
         _text(self.sandbox_id, "sandbox_id", required=True)
         _text(self.namespace, "namespace")
+        _text(self.owner, "owner")
+        _text(self.template, "template")
         _amount(self, "cpu_hours")
         _amount(self, "mem_gb_hours")
         _amount(self, "estimated_usd")

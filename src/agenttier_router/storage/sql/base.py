@@ -12,12 +12,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import ColumnElement, Table, and_, func, or_, select
+from sqlalchemy import ColumnElement, Table, and_, or_, select
 from sqlalchemy.engine import URL, Connection, Engine
 
 from .._time import format_ts
 from ..backend import GroupBy
-from ..errors import InvalidQuery, StorageError
+from ..errors import StorageError
 from ..filters import (
     AuditFilter,
     CostFilter,
@@ -40,10 +40,13 @@ from .rows import (
 from .schema import AUDIT_EVENTS, COST_SNAPSHOTS, SANDBOX_EVENTS
 from .url import mask_url
 
-__all__ = ["SQLBackend"]
+__all__ = ["COST_FILTER_COLUMNS", "SQLBackend"]
 
 T = TypeVar("T")
 _Filter = AuditFilter | SandboxEventFilter | CostFilter
+
+COST_FILTER_COLUMNS = ("sandbox_id", "namespace", "owner", "template")
+"""The :class:`CostFilter` fields that match a column of the same name."""
 
 
 class SQLBackend:
@@ -98,6 +101,22 @@ class SQLBackend:
     def _begin_write(conn: Connection) -> AbstractContextManager[Any]:
         """Begin a transaction that will write (SQLite takes its write lock up front)."""
         return conn.execution_options(agenttier_write=True).begin()
+
+    @contextmanager
+    def connection(self, what: str) -> Iterator[Connection]:
+        """A connection on the ready schema, with every error translated; for maintenance.
+
+        The rollups and the retention purge (``storage.rollups``,
+        ``storage.retention``) run their own statements through this, and
+        :meth:`begin_write` for their transactions.
+        """
+        self._ready()
+        with self._connect(what) as conn:
+            yield conn
+
+    def begin_write(self, conn: Connection) -> AbstractContextManager[Any]:
+        """Begin a transaction that will write, on a connection from :meth:`connection`."""
+        return self._begin_write(conn)
 
     # -- schema ------------------------------------------------------------------
 
@@ -156,7 +175,7 @@ class SQLBackend:
     # -- reads -------------------------------------------------------------------
 
     @staticmethod
-    def _where(table: Table, query: _Filter, columns: Sequence[str]) -> list[ColumnElement[bool]]:
+    def where(table: Table, query: _Filter, columns: Sequence[str]) -> list[ColumnElement[bool]]:
         """The WHERE terms for a filter's set fields, its window and its cursor."""
         # Values were cut and cleaned on the way in; clean the filter the same
         # way so that a long or NUL-bearing value still finds its rows.
@@ -187,7 +206,7 @@ class SQLBackend:
     ) -> Page[T]:
         stmt = (
             select(table)
-            .where(*self._where(table, query, columns))
+            .where(*self.where(table, query, columns))
             .order_by(table.c.ts.desc(), table.c.id.desc())
             .limit(query.limit + 1)
         )
@@ -212,40 +231,19 @@ class SQLBackend:
 
     def list_cost_snapshots(self, query: CostFilter) -> Page[CostSnapshot]:
         """Return one page of cost snapshots matching ``query``, newest first."""
-        return self._page(COST_SNAPSHOTS, query, ("sandbox_id", "namespace"), cost_from_row)
+        return self._page(COST_SNAPSHOTS, query, COST_FILTER_COLUMNS, cost_from_row)
 
     def summarize_costs(self, query: CostFilter, group_by: GroupBy = "sandbox") -> list[CostTotal]:
-        """Return summed costs per sandbox or namespace over the filter's window.
+        """Return summed costs per sandbox, namespace, owner or template over the window.
 
-        Summed in SQL; the most expensive first, then by key. Not paged: the
-        filter's ``limit`` is ignored and a ``cursor`` is refused.
+        Read from the daily and hourly rollups for the buckets they hold and
+        from raw snapshots only for the rest (see ``storage.rollups``); the
+        most expensive first, then by key. Not paged: the filter's ``limit``
+        is ignored and a ``cursor`` is refused.
         """
-        if group_by not in ("sandbox", "namespace"):
-            raise ValueError(f"group_by must be 'sandbox' or 'namespace' (got {group_by!r})")
-        if query.cursor is not None:
-            raise InvalidQuery("summarize_costs does not page; drop the cursor")
-        t = COST_SNAPSHOTS
-        key = t.c.sandbox_id if group_by == "sandbox" else t.c.namespace
-        usd = func.coalesce(func.sum(t.c.estimated_usd), 0.0)
-        stmt = (
-            select(
-                key.label("group_key"),
-                func.coalesce(func.sum(t.c.cpu_hours), 0.0),
-                func.coalesce(func.sum(t.c.mem_gb_hours), 0.0),
-                usd,
-                func.count(),
-            )
-            .where(*self._where(t, query, ("sandbox_id", "namespace")))
-            .group_by(key)
-            .order_by(usd.desc(), key)
-        )
-        self._ready()
-        with self._connect("read") as conn:
-            rows = conn.execute(stmt).all()
-        return [
-            CostTotal(key or "", float(cpu), float(mem), float(usd_), int(n))
-            for key, cpu, mem, usd_, n in rows
-        ]
+        from ..rollups import summarize
+
+        return summarize(self, query, group_by)
 
     def close(self) -> None:
         """Close every pooled connection. Calling it twice is harmless."""

@@ -75,9 +75,15 @@ def _sandbox_row(e: SandboxEvent) -> tuple[Any, ...]:
 
 
 def _cost_row(s: CostSnapshot) -> tuple[Any, ...]:
+    # A snapshot rebuilt from a spool row written before owner and template
+    # existed lacks them (or holds None): stored as NULL, that is, unknown.
+    owner = getattr(s, "owner", None)
+    template = getattr(s, "template", None)
     return (
         format_ts(s.time), short_text(s.event_id), short_text(s.sandbox_id),
         short_text(s.namespace), s.cpu_hours, s.mem_gb_hours, s.estimated_usd,
+        short_text(owner) or None if owner else None,
+        short_text(template) or None if template else None,
     )
 
 
@@ -152,6 +158,7 @@ def cost_from_row(row: Any) -> CostSnapshot:
     """Build a :class:`CostSnapshot` from a row of ``cost_snapshots``."""
     snapshot: CostSnapshot = _assemble(CostSnapshot, {
         "sandbox_id": row.sandbox_id or "", "namespace": row.namespace or "",
+        "owner": row.owner or "", "template": row.template or "",
         "cpu_hours": float(row.cpu_hours or 0.0), "mem_gb_hours": float(row.mem_gb_hours or 0.0),
         "estimated_usd": float(row.estimated_usd or 0.0),
         "time": parse_ts(row.ts), "event_id": _event_id(row.event_id, row.ts, row.id),

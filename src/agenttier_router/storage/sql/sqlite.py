@@ -99,7 +99,8 @@ class SQLiteBackend(SQLBackend):
 _ROWS = 1_000_000
 _ROWS_PER_VALUE = {
     "ts": 1, "sandbox_id": 100, "actor": 1_000, "phase": 100_000, "namespace": 20_000,
-    "action": 50_000, "resource": 300_000, "outcome": 300_000,
+    "action": 50_000, "resource": 300_000, "outcome": 300_000, "owner": 1_000,
+    "template": 50_000,
 }
 
 
