@@ -115,8 +115,8 @@ def test_cost_snapshots(history: History) -> None:
 
 
 def test_cost_totals_by_sandbox_and_namespace(history: History) -> None:
+    by_sandbox = history.get("/records/costs", groupBy="sandbox")  # waits for the recorder
     snapshots = {f"{s.namespace}/{s.sandbox_id}": s for s in stored_costs(history.store_url)}
-    by_sandbox = history.get("/records/costs", groupBy="sandbox")
     assert by_sandbox["groupBy"] == "sandbox"
     assert (by_sandbox["since"], by_sandbox["until"]) == (None, None)
     totals = {t["key"]: t for t in by_sandbox["totals"]}

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from agenttier_router.storage import AuditEvent, CostSnapshot, Record, SandboxEvent
-from agenttier_router.storage.spool import SPOOL_FILE, Spool, encode
+from agenttier_router.storage.spool import SPOOL_FILE, Spool, decode, encode
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -149,3 +149,14 @@ def test_a_file_that_is_not_a_database_is_moved_aside(tmp_path: Path) -> None:
     spool.append(audits(1))
     spool.close()
     assert [p.name for p in tmp_path.glob(f"{SPOOL_FILE}.corrupt-*")]
+
+
+def test_a_spooled_cost_snapshot_keeps_its_owner_and_template() -> None:
+    snapshot = CostSnapshot(sandbox_id="sb-1", namespace="team-a", owner="alice",
+                            template="python", cpu_hours=0.5, mem_gb_hours=1.0,
+                            estimated_usd=0.02, event_id="e-1")
+    kind, _size, event_id, ts, *values = encode(snapshot)
+    assert decode(kind, event_id, ts, values) == snapshot
+    # A row spooled before owner and template were spooled reads back with them empty.
+    older = decode(kind, event_id, ts, [*values[:5], None, None])
+    assert (older.owner, older.template) == ("", "")  # type: ignore[union-attr]

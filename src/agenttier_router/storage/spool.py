@@ -79,8 +79,11 @@ _LAYOUT: dict[type, tuple[int, tuple[str, ...]]] = {
     AuditEvent: (1, ("actor", "action", "resource", "sandbox_id", "namespace", "outcome",
                      "details")),
     SandboxEvent: (2, ("sandbox_id", "phase", "sandbox_name", "namespace", "reason", "message")),
-    CostSnapshot: (3, ("sandbox_id", "namespace", "cpu_hours", "mem_gb_hours", "estimated_usd")),
+    CostSnapshot: (3, ("sandbox_id", "namespace", "cpu_hours", "mem_gb_hours", "estimated_usd",
+                       "owner", "template")),
 }
+# Fields added to a layout after spools were written: an older row holds NULL there.
+_ADDED = {"owner": "", "template": ""}
 _CLASSES: dict[int, tuple[type, tuple[str, ...]]] = {
     kind: (cls, names) for cls, (kind, names) in _LAYOUT.items()
 }
@@ -110,7 +113,8 @@ def decode(kind: int, event_id: str, ts: str, values: Sequence[Any]) -> Record:
     cls, names = _CLASSES[kind]
     record: Record = object.__new__(cls)
     for name, value in zip(names, values, strict=False):
-        object.__setattr__(record, name, value)
+        object.__setattr__(record, name, _ADDED[name] if value is None and name in _ADDED
+                           else value)
     object.__setattr__(record, "time", datetime.fromisoformat(ts))
     object.__setattr__(record, "event_id", event_id)
     return record
