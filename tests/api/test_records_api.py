@@ -152,8 +152,8 @@ def test_cost_totals_by_sandbox_and_namespace(history: History) -> None:
 
 
 def test_cost_analytics(history: History) -> None:
+    body = history.get("/analytics/costs")  # waits for the recorder
     snapshots = stored_costs(history.store_url)
-    body = history.get("/analytics/costs")
     assert body["groupBy"] == "sandbox"
     assert body["since"] is not None and body["until"] is None  # the last 30 days by default
     assert {t["key"] for t in body["totals"]} == {"default/sb-a", "team-a/sb-b"}
