@@ -26,14 +26,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 
 from router_helpers import KEYS, Router, config_for, running_router, wait_phase
 
-from agenttier_router.storage import AuditEvent, open_backend
+from agenttier_router.storage import AuditEvent, CostSnapshot, open_backend
 
 __all__ = [
     "CHROMIUM_ARGS",
+    "COST_SANDBOXES",
     "XSS_ACTOR",
     "XSS_COMMAND",
     "Site",
     "chromium_path",
+    "cost_history",
     "launch",
     "seeded_site",
     "sign_in",
@@ -94,6 +96,26 @@ class Site:
         return self.router.url
 
 
+COST_SANDBOXES = [("ml", "dana", "gpu-large", "train-1", 4.0, 16.0),
+                  ("ml", "dana", "general-coding", "nb-2", 2.0, 4.0),
+                  ("web", "erin", "minimal", "site-3", 0.5, 1.0),
+                  ("web", XSS_ACTOR, "minimal", "api-4", 1.0, 2.0)]
+"""(namespace, owner, template, name, vCPU, GiB): sandboxes with a synthetic cost history."""
+
+
+def cost_history(now: datetime) -> list[CostSnapshot]:
+    """Hourly snapshots over the last 3 days, and some 8 to 10 days ago (the previous week)."""
+    out = []
+    for i, (namespace, owner, template, name, cpu, mem) in enumerate(COST_SANDBOXES):
+        hours = [h for h in range(1, 72, 1 + i)] + [h for h in range(200, 240, 3 + i)]
+        for h in hours:
+            usd = cpu * 0.031611 + mem * 0.004237
+            out.append(CostSnapshot(sandbox_id=name, namespace=namespace, owner=owner,
+                                    template=template, cpu_hours=cpu, mem_gb_hours=mem,
+                                    estimated_usd=usd, time=now - timedelta(hours=h, minutes=7)))
+    return out
+
+
 def _seed(router: Router, store_url: str, now: datetime) -> None:
     """Real sandboxes through the SDK, plus synthetic events written to the store."""
     alice, bob = router.client("alice"), router.client("bob")
@@ -115,7 +137,7 @@ def _seed(router: Router, store_url: str, now: datetime) -> None:
                              time=now - timedelta(hours=30)))
     backend = open_backend(store_url)
     try:
-        backend.write_batch(events)
+        backend.write_batch([*events, *cost_history(now)])
     finally:
         backend.close()
     router.state.recorder.flush(5)

@@ -6,6 +6,9 @@ would find it; every row shown is checked against the filter applied.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -40,7 +43,7 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture
 def page(browser: Any, site: Site) -> Iterator[Any]:
-    context = browser.new_context()
+    context = browser.new_context(accept_downloads=True)
     opened = context.new_page()
     sign_in(opened, site.url, "carol")
     yield opened
@@ -236,3 +239,24 @@ def test_dev_auth_needs_no_sign_in(browser: Any, tmp_path: Any) -> None:
         page.goto(f"{router.url}/ui/signin")
         assert urlparse(page.url).path == "/ui/activity"
         context.close()
+
+
+def test_both_exports_download_exactly_the_filtered_view(page: Any, site: Site) -> None:
+    page.goto(f"{site.url}/ui/activity?actor=robot&outcome=error")
+    http = httpx.Client(base_url=f"{site.url}/api/v1", headers={"X-API-Key": KEYS["carol"]})
+    expected = http.get("/audit/events", params={"actor": "robot", "outcome": "error",
+                                                 "limit": 1000}).json()["events"]
+    http.close()
+    assert len(expected) == 7
+    with page.expect_download() as waiting:
+        page.get_by_role("link", name="Export CSV").click()
+    text = waiting.value.path().read_text(encoding="utf-8")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["eventId"] for r in rows] == [e["eventId"] for e in expected]
+    assert {(r["actor"], r["outcome"]) for r in rows} == {("robot", "error")}
+    with page.expect_download() as waiting:
+        page.get_by_role("link", name="Export JSONL").click()
+    lines = waiting.value.path().read_text(encoding="utf-8").splitlines()
+    parsed = [json.loads(line) for line in lines]
+    assert [p["eventId"] for p in parsed] == [e["eventId"] for e in expected]
+    assert parsed[0]["details"] == expected[0]["details"]

@@ -47,8 +47,8 @@ def test_an_admin_sees_every_sandbox_with_phase_owner_template_age_and_cost(
     assert shown["sb-bob"][:3] == ["Running", "bob", "minimal"]
     totals = site.router.http("carol").get("/records/costs", params={"groupBy": "sandbox"})
     usd = {t["key"]: (t["estimatedUsd"], t["samples"]) for t in totals.json()["totals"]}
-    assert usd["sb-alice"][1] >= 1  # it ran and stopped: a cost snapshot
-    assert shown["sb-alice"][4] == f"{usd['sb-alice'][0]:.6f}"
+    assert usd["default/sb-alice"][1] >= 1  # it ran and stopped: a cost snapshot
+    assert shown["sb-alice"][4] == f"{usd['default/sb-alice'][0]:.6f}"
     page.locator("tr", has_text="sb-alice").get_by_role("link", name="Activity").click()
     page.wait_for_load_state()
     query = parse_qs(urlparse(page.url).query)

@@ -55,9 +55,11 @@ def sandboxes_page(request: Request) -> Response:
     now = datetime.now(UTC)
     rows = [{
         "sandbox": s, "age": age(s.created_at, now),
-        "cost": None if costs is None else costs.get(s.sandbox_id, 0.0),
+        "cost": None if costs is None else costs.get(f"{s.namespace}/{s.sandbox_id}", 0.0),
         "activity": "/ui/activity?" + urlencode({"sandbox": s.sandbox_id,
                                                  "namespace": s.namespace}),
-        "costs": "/ui/costs?" + urlencode({"sandbox": s.sandbox_id, "namespace": s.namespace}),
+        "costs": "/ui/costs?" + urlencode({"window": "30d", "groupBy": "sandbox",
+                                            "namespace": s.namespace,
+                                            "sandbox": s.sandbox_id}),
     } for s in listed]
     return page(request, "sandboxes.html", seen, rows=rows, show_cost=costs is not None)
