@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 
 from router_helpers import KEYS, Router, config_for, running_router, wait_phase
 
-from agenttier_router.storage import AuditEvent, CostSnapshot, open_backend
+from agenttier_router.storage import AuditEvent, CostSnapshot, SQLBackend, open_backend
+from agenttier_router.storage.retention import RetentionPolicy, purge
 
 __all__ = [
     "CHROMIUM_ARGS",
@@ -135,9 +136,20 @@ def _seed(router: Router, store_url: str, now: datetime) -> None:
                              namespace="evil", outcome="denied",
                              details={"command": XSS_COMMAND, "note": XSS_ACTOR},
                              time=now - timedelta(hours=30)))
+    events.append(AuditEvent(actor="ancient", action="exec", sandbox_id="sb-old",
+                             namespace="batch", time=now - timedelta(days=400)))
     backend = open_backend(store_url)
     try:
         backend.write_batch([*events, *cost_history(now)])
+        # A real purge at a 365-day audit retention removes the ancient event; recorded as
+        # the Router's maintenance records it (actor system, action purge), a day ago.
+        assert isinstance(backend, SQLBackend)
+        report = purge(backend, RetentionPolicy(audit=timedelta(days=365)), now=now)
+        (result,) = [r for r in report.results if r.rows]
+        record = result.audit_event()
+        backend.write_batch([AuditEvent(actor=record.actor, action=record.action,
+                                        resource=record.resource, details=record.details,
+                                        time=now - timedelta(days=1))])
     finally:
         backend.close()
     router.state.recorder.flush(5)

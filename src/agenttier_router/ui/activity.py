@@ -23,7 +23,7 @@ from agenttier_router.storage import format_ts
 from .render import page
 from .signin import viewer
 
-__all__ = ["PAGE_SIZE", "WINDOWS", "router", "to_rfc3339"]
+__all__ = ["PAGE_SIZE", "WINDOWS", "retention_note", "router", "to_rfc3339"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -116,7 +116,7 @@ def activity(request: Request) -> Response:
                                  if k not in ("from", "to")}, window=w) for w in WINDOWS},
         export_csv="/api/v1/records/audit/export?" + urlencode({**export, "format": "csv"}),
         export_jsonl="/api/v1/records/audit/export?" + urlencode({**export, "format": "jsonl"}),
-        storage=records_storage(request), retention="", oldest="",
+        storage=records_storage(request), retention=retention_note(request), oldest="",
     )
 
 
@@ -129,6 +129,30 @@ def records_storage(request: Request) -> str:
     if built.storage.open_error:
         return f"Storage cannot be opened ({built.storage.open_error}); records are spooled."
     return f"History is read from {built.storage.url}."
+
+
+def retention_note(request: Request) -> str:
+    """What retention has removed from the audit log, from its last recorded purge.
+
+    A purge records an audit event (actor ``system``, action ``purge``, resource
+    the table, its cut-off in the details), read here through the same reader.
+    """
+    try:
+        found = records.audit_events(request, actor="system", action="purge",
+                                     resource="audit_events", limit=1)
+    except ApiError:
+        return ""
+    if not found.events:
+        return "No retention purge of the audit log is recorded: every record written is kept."
+    last = found.events[0]
+    cutoff = last.details.get("cutoff")
+    rows = last.details.get("rows")
+    if not isinstance(cutoff, str):
+        return ""
+    return (f"Retention: audit records before {cutoff[:19].replace('T', ' ')} UTC were purged "
+            f"(the last purge, at {last.timestamp[:19].replace('T', ' ')} UTC, removed "
+            f"{rows if isinstance(rows, int) else 'some'} rows); the oldest record kept is "
+            "no older than that.")
 
 
 @router.get("/ui/activity/timeline")
