@@ -137,7 +137,7 @@ def test_each_filter_shows_only_matching_rows(page: Any, site: Site) -> None:
     # bob's refused stop is there, and it is marked by more than colour.
     page.goto(f"{site.url}/ui/activity?outcome=denied&actor=bob")
     (denied,) = rows(page)
-    assert denied["outcome"] == "⛔ denied" and denied["action"] == "stop"
+    assert denied["outcome"] == "✖ denied" and denied["action"] == "stop"
 
 
 def test_from_and_to_bound_the_rows_and_the_url_reproduces_the_view(page: Any,
