@@ -99,7 +99,8 @@ def test_a_wrong_key_is_refused_and_a_non_admin_sees_admins_only(browser: Any,
     page.get_by_role("button", name="Sign in").click()
     assert page.get_by_role("alert").inner_text() == "That API key is not valid."
     sign_in(page, site.url, "alice")
-    assert urlparse(page.url).path == "/ui/activity"
+    assert urlparse(page.url).path == "/ui/sandboxes"  # a user's home
+    page.goto(f"{site.url}/ui/activity")
     assert page.get_by_role("heading", name="Admins only").is_visible()
     assert "alice" not in page.locator("main").inner_text().split("not an admin")[1]
     page.goto(f"{site.url}/ui/costs")

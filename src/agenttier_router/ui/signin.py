@@ -34,7 +34,7 @@ def _next(value: str | None) -> str:
     """Where to go after signing in: a page of ours, never another site."""
     if value and value.startswith("/ui/") and not value.startswith("//"):
         return value
-    return "/ui/activity"
+    return "/ui/"  # home: activity for admins, sandboxes for everyone else
 
 
 def viewer(request: Request, *, admin: bool) -> Identity | Response:
@@ -79,7 +79,7 @@ async def signin(request: Request) -> Response:
     """Check the API key; on success set the session cookie and go on."""
     body = await request.body()
     if len(body) > _MAX_FORM:
-        return page(request, "signin.html", None, next="/ui/activity", status=413,
+        return page(request, "signin.html", None, next="/ui/", status=413,
                     error="The form is too large.")
     form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=4)
     key = (form.get("api_key") or [""])[0].strip()
