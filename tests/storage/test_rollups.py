@@ -280,3 +280,20 @@ def test_series_by_hour_and_day(backend: SQLBackend) -> None:
                                                  for d in (1, 2, 3)]
     with pytest.raises(ValueError, match="bucket"):
         series(backend, CostFilter(), "week", "owner")  # type: ignore[arg-type]
+
+
+def test_a_snapshot_rebuilt_without_owner_and_template_is_stored_as_unknown(
+    backend: SQLBackend,
+) -> None:
+    # What the spool gives back for a snapshot written before owner and template existed.
+    old = object.__new__(CostSnapshot)
+    for name, value in (("sandbox_id", "sb"), ("namespace", "ns"), ("cpu_hours", 1.0),
+                        ("mem_gb_hours", 0.0), ("estimated_usd", 0.5), ("time", at(1)),
+                        ("event_id", "e-old")):
+        object.__setattr__(old, name, value)
+    assert (old.owner, old.template) == ("", "")
+    backend.write_batch([old])
+    [total] = backend.summarize_costs(CostFilter(), "template")
+    assert (total.key, total.samples) == (UNKNOWN, 1)
+    with pytest.raises(AttributeError, match="nope"):
+        old.nope  # noqa: B018

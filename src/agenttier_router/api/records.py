@@ -127,28 +127,44 @@ def _details(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"text": text}
 
 
-def _audit_out(event: AuditEvent) -> AuditEventOut:
+def _audit_fields(event: AuditEvent) -> dict[str, Any]:
+    """An audit event in the API's field names: the one mapping the listing and export share."""
     details = _details(event.details)
     email = details.get("email")
-    return AuditEventOut(
-        timestamp=format_ts(event.time), event_type=event.action, sandbox_id=event.sandbox_id,
-        sandbox_name=event.sandbox_id, namespace=event.namespace,
-        user_email=email if isinstance(email, str) else "", details=details, actor=event.actor,
-        resource=event.resource, outcome=event.outcome, event_id=event.event_id,
-    )
+    return {
+        "timestamp": format_ts(event.time), "eventType": event.action,
+        "sandboxId": event.sandbox_id, "sandboxName": event.sandbox_id,
+        "namespace": event.namespace, "userEmail": email if isinstance(email, str) else "",
+        "details": details, "actor": event.actor, "resource": event.resource,
+        "outcome": event.outcome, "eventId": event.event_id,
+    }
+
+
+def _sandbox_event_fields(e: SandboxEvent) -> dict[str, Any]:
+    """A lifecycle transition in the API's field names."""
+    return {"timestamp": format_ts(e.time), "sandboxId": e.sandbox_id,
+            "sandboxName": e.sandbox_name, "namespace": e.namespace, "phase": e.phase,
+            "reason": e.reason, "message": e.message, "eventId": e.event_id}
+
+
+def _cost_fields(s: CostSnapshot) -> dict[str, Any]:
+    """A cost snapshot in the API's field names."""
+    return {"timestamp": format_ts(s.time), "sandboxId": s.sandbox_id,
+            "namespace": s.namespace, "owner": s.owner, "template": s.template,
+            "cpuHours": s.cpu_hours, "memGbHours": s.mem_gb_hours,
+            "estimatedUsd": s.estimated_usd, "eventId": s.event_id}
+
+
+def _audit_out(event: AuditEvent) -> AuditEventOut:
+    return AuditEventOut.model_validate(_audit_fields(event))
 
 
 def _sandbox_event_out(e: SandboxEvent) -> SandboxEventOut:
-    return SandboxEventOut(timestamp=format_ts(e.time), sandbox_id=e.sandbox_id,
-                           sandbox_name=e.sandbox_name, namespace=e.namespace, phase=e.phase,
-                           reason=e.reason, message=e.message, event_id=e.event_id)
+    return SandboxEventOut.model_validate(_sandbox_event_fields(e))
 
 
 def _cost_out(s: CostSnapshot) -> CostSnapshotOut:
-    return CostSnapshotOut(timestamp=format_ts(s.time), sandbox_id=s.sandbox_id,
-                           namespace=s.namespace, owner=s.owner, template=s.template,
-                           cpu_hours=s.cpu_hours, mem_gb_hours=s.mem_gb_hours,
-                           estimated_usd=s.estimated_usd, event_id=s.event_id)
+    return CostSnapshotOut.model_validate(_cost_fields(s))
 
 
 def _matches(t: Transition, query: AuditFilter) -> bool:
@@ -339,7 +355,7 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _encode(rows: Iterator[BaseModel], model: type[BaseModel], fmt: Format,
+def _encode(rows: Iterator[dict[str, Any]], model: type[BaseModel], fmt: Format,
             per_chunk: int = MAX_LIMIT) -> Iterator[bytes]:
     """CSV with a header row of the API's field names, or one JSON object per line."""
     names = [field.alias or name for name, field in model.model_fields.items()]
@@ -348,11 +364,10 @@ def _encode(rows: Iterator[BaseModel], model: type[BaseModel], fmt: Format,
     if fmt == "csv":
         writer.writerow(names)
     for count, row in enumerate(rows, 1):
-        data = row.model_dump(by_alias=True)
         if fmt == "csv":
-            writer.writerow([_cell(data[name]) for name in names])
+            writer.writerow([_cell(row[name]) for name in names])
         else:
-            buffer.write(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+            buffer.write(json.dumps(row, separators=(",", ":"), ensure_ascii=False))
             buffer.write("\n")
         if count % per_chunk == 0:
             yield buffer.getvalue().encode("utf-8")
@@ -368,7 +383,7 @@ def _export(
     fmt: Format,
     query: Q,
     fetch: Callable[[Q], Page[T]],
-    shape: Callable[[T], BaseModel],
+    shape: Callable[[T], dict[str, Any]],
     model: type[BaseModel],
 ) -> StreamingResponse:
     """Record the export, read its first page (so a store that is down is a 503), then stream."""
@@ -413,7 +428,7 @@ def export_audit(
         "actor": actor, "sandbox_id": sandbox, "action": action, "resource": resource,
         "namespace": namespace, "outcome": outcome}, format, since, until)
     backend = services(request).backend
-    return _export(request, "audit", fmt, query, backend.list_audit_events, _audit_out,
+    return _export(request, "audit", fmt, query, backend.list_audit_events, _audit_fields,
                    AuditEventOut)
 
 
@@ -433,7 +448,7 @@ def export_sandbox_events(
         "sandbox_id": sandbox, "namespace": namespace, "phase": phase}, format, since, until)
     backend = services(request).backend
     return _export(request, "sandbox-events", fmt, query, backend.list_sandbox_events,
-                   _sandbox_event_out, SandboxEventOut)
+                   _sandbox_event_fields, SandboxEventOut)
 
 
 @router.get("/records/costs/export", response_class=StreamingResponse)
@@ -453,7 +468,7 @@ def export_costs(
         "sandbox_id": sandbox, "namespace": namespace, "owner": owner, "template": template},
         format, since, until)
     backend = services(request).backend
-    return _export(request, "costs", fmt, query, backend.list_cost_snapshots, _cost_out,
+    return _export(request, "costs", fmt, query, backend.list_cost_snapshots, _cost_fields,
                    CostSnapshotOut)
 
 

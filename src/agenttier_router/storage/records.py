@@ -183,6 +183,14 @@ class CostSnapshot:
         _amount(self, "estimated_usd")
         _stamp(self)
 
+    def __getattr__(self, name: str) -> str:
+        # Called only for an attribute that is not set: a snapshot rebuilt
+        # without running the constructor (a spool row written without owner
+        # and template) reads them as empty, that is, unknown.
+        if name in ("owner", "template"):
+            return ""
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
 
 Record = AuditEvent | SandboxEvent | CostSnapshot
 """Any of the three record types."""
