@@ -117,8 +117,8 @@ def test_cost_snapshots(history: History) -> None:
 
 
 def test_cost_totals_by_sandbox_and_namespace(history: History) -> None:
+    by_sandbox = history.get("/records/costs", groupBy="sandbox")  # waits for the recorder
     snapshots = {f"{s.namespace}/{s.sandbox_id}": s for s in stored_costs(history.store_url)}
-    by_sandbox = history.get("/records/costs", groupBy="sandbox")
     assert by_sandbox["groupBy"] == "sandbox"
     assert (by_sandbox["since"], by_sandbox["until"]) == (None, None)
     totals = {t["key"]: t for t in by_sandbox["totals"]}
@@ -154,8 +154,8 @@ def test_cost_totals_by_sandbox_and_namespace(history: History) -> None:
 
 
 def test_cost_analytics(history: History) -> None:
+    body = history.get("/analytics/costs")  # waits for the recorder
     snapshots = stored_costs(history.store_url)
-    body = history.get("/analytics/costs")
     assert body["groupBy"] == "sandbox"
     assert body["since"] is not None and body["until"] is None  # the last 30 days by default
     assert {t["key"] for t in body["totals"]} == {"default/sb-a", "team-a/sb-b"}

@@ -199,3 +199,14 @@ def test_a_cost_snapshot_spooled_before_owner_and_template_reads_back_with_them_
     back = decode(3, "065f35c4cdf0003e68ad817aa26cd1ad", "2026-11-01T12:00:00.000000Z", old_row)
     assert isinstance(back, CostSnapshot)
     assert (back.sandbox_id, back.owner, back.template, back.cpu_hours) == ("sb-1", "", "", 0.5)
+
+
+def test_a_spooled_cost_snapshot_keeps_its_owner_and_template() -> None:
+    snapshot = CostSnapshot(sandbox_id="sb-1", namespace="team-a", owner="alice",
+                            template="python", cpu_hours=0.5, mem_gb_hours=1.0,
+                            estimated_usd=0.02, event_id="e-1")
+    kind, _size, event_id, ts, *values = encode(snapshot)
+    assert decode(kind, event_id, ts, values) == snapshot
+    # A row spooled before owner and template were spooled reads back with them empty.
+    older = decode(kind, event_id, ts, [*values[:5], None, None])
+    assert (older.owner, older.template) == ("", "")  # type: ignore[union-attr]

@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from agenttier_router import __version__
+from agenttier_router import __version__, ui
 from agenttier_router.service import Services
 
 from . import admin, analytics, bulk, files, records, sandboxes, templates
@@ -85,6 +85,7 @@ def create_app(services: Services, *, api: bool = True) -> FastAPI:
         app.include_router(templates.router)
         app.include_router(analytics.router)
         app.include_router(admin.router)
+        ui.install(app)
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         """Liveness: the process serves HTTP."""

@@ -3,7 +3,8 @@
 The app holds the :class:`~agenttier_router.service.Services` it was built
 with; handlers get them with :func:`services`, the caller with
 :func:`authenticate` and the caller's address with :func:`source`. Reading
-the ``X-API-Key`` and ``Authorization`` headers is the only HTTP here.
+the ``X-API-Key`` and ``Authorization`` headers, or the ``/ui/`` session
+cookie on a read, is the only HTTP here.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from agenttier_router.service import Services
 from .auth import DEV_IDENTITY, Identity
 from .errors import ApiError
 from .oidc import IdpUnavailable, InvalidToken
+from .sessions import COOKIE, SessionStore
 
 __all__ = ["authenticate", "services", "source"]
 
@@ -28,25 +30,33 @@ def services(request: HTTPConnection) -> Services:
 def authenticate(built: Services, request: HTTPConnection) -> Identity | None:
     """Return the caller's identity, or None when the request carries no valid credential.
 
-    ``X-API-Key`` is tried first; without one, an ``Authorization: Bearer`` JWT
-    when OIDC is configured. An identity provider that cannot be reached is a
-    503 for Bearer callers only: API keys keep working.
+    ``X-API-Key`` is tried first. Without one, a GET or HEAD may come from a
+    browser signed in to the ``/ui/`` pages (its session cookie), and any
+    request may carry an ``Authorization: Bearer`` JWT when OIDC is configured.
+    An identity provider that cannot be reached is a 503 for Bearer callers
+    only: API keys keep working.
     """
     if built.dev_auth:
         return DEV_IDENTITY
     presented = request.headers.get("x-api-key")
-    verifier = built.config.oidc
-    if presented is not None or verifier is None:
+    if presented is not None:
         return built.keys.identify(presented) if built.keys is not None else None
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    try:
-        return verifier.verify(token.strip())
-    except InvalidToken:
-        return None
-    except IdpUnavailable as error:
-        raise ApiError(503, f"the identity provider is unavailable: {error}") from None
+    verifier = built.config.oidc
+    if verifier is not None and scheme.lower() == "bearer" and token.strip():
+        try:
+            return verifier.verify(token.strip())
+        except InvalidToken:
+            return None
+        except IdpUnavailable as error:
+            raise ApiError(503, f"the identity provider is unavailable: {error}") from None
+    if request.scope.get("method") in ("GET", "HEAD"):
+        # A signed-in browser: only for reads, so a cookie can never change state (an
+        # export link is a read); SameSite=Strict keeps other sites from sending it at all.
+        sessions: SessionStore | None = getattr(request.app.state, "sessions", None)
+        if sessions is not None:
+            return sessions.identify(request.cookies.get(COOKIE))
+    return None
 
 
 def source(request: HTTPConnection) -> str:

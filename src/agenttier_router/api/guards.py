@@ -8,7 +8,8 @@ and, under ``--dev-auth``, that a browser on another site cannot drive the Route
   and a streamed body is counted as it arrives and refused once it passes;
 - the body of a request without a valid key is never read: the app sees an
   empty body, so the handler's authentication answers 401 (and records the
-  attempt), never a 422 about a body nobody was entitled to send;
+  attempt), never a 422 about a body nobody was entitled to send (the one
+  exception is the ``/ui/`` sign-in form, whose body is the key; it is capped);
 - a file upload (``PUT …/files/<path>``) is left to its handler, which
   streams it to disk and refuses (and records) one over a whole file's limit.
 
@@ -57,6 +58,7 @@ def _too_large_message(limit: int) -> str:
 
 
 _UPLOAD = re.compile(r"/api/v1/sandboxes/[^/]+/files/")
+_SIGN_IN = "/ui/signin"  # its body is how a caller without a key presents one
 
 
 class BodyGuard:
@@ -85,10 +87,10 @@ class BodyGuard:
             identity = authenticate(self.services, connection)
         except ApiError:  # an identity provider away: the handler answers (503)
             identity = None
-        if identity is None:
+        if identity is None and scope["path"] != _SIGN_IN:
             await self.app(scope, _withheld(receive), send)
             return
-        if scope["method"] == "PUT" and _UPLOAD.match(scope["path"]):
+        if identity is not None and scope["method"] == "PUT" and _UPLOAD.match(scope["path"]):
             await self.app(scope, receive, send)
             return
         limit = self.max_bytes
