@@ -89,10 +89,13 @@ def config_for(tmp_path: Path, storage_url: str | None, **overrides: Any) -> Rou
     """A RouterConfig with the test keys, a data dir and spool in ``tmp_path``, quick flushes.
 
     Anonymous denials are not folded (``anonymous_interval=0``), so a test sees each
-    attempt's record; ``tests/api/test_anonymous_flood.py`` tests the folding.
+    attempt's record; ``tests/api/test_anonymous_flood.py`` tests the folding. No
+    maintenance thread rolls costs up behind a test's back (``maintenance_interval=None``);
+    ``tests/api/test_maintenance.py`` tests it.
     """
     settings: dict[str, Any] = {
         "anonymous_interval": 0.0,
+        "maintenance_interval": None,
         "storage_url": storage_url,
         "keys": write_keys(tmp_path),
         "data_dir": tmp_path / "data",

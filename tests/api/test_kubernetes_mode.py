@@ -231,3 +231,29 @@ def test_watch_records_a_cluster_beside_any_router(
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_with_storage_off_the_audit_log_is_the_clusters_events(
+    kube: FakeKubernetes, tmp_path: Path
+) -> None:
+    controller = Controller(kube)
+    for name in ("sb-x", "sb-y"):
+        kube.put("sandboxes", {"metadata": {"name": name, "namespace": NS}, "spec": {
+            "templateRef": {"name": "general-coding", "kind": "ClusterSandboxTemplate"}}})
+        controller.reconcile(name, NS)  # the controller's "Creating" Event
+    kube.post_event(NS, "sb-x", "Stopped", "User requested stop")
+    config = config_for(tmp_path, None, control_plane_url="kubernetes://")
+    with running_router(config) as router:
+        carol = router.http("carol")
+        eventually(lambda: len(carol.get("/audit/events").json()["events"]) == 3,
+                   "the cluster's Events, read from memory")
+        body = carol.get("/audit/events").json()
+        assert body["notice"].startswith("storage is off")
+        shown = [(e["sandboxId"], e["eventType"]) for e in body["events"]]
+        assert sorted(shown) == [("sb-x", "Creating"), ("sb-x", "Stopped"), ("sb-y", "Creating")]
+        times = [e["timestamp"] for e in body["events"]]
+        assert times == sorted(times, reverse=True)  # newest first
+        only = carol.get("/audit/events", params={"sandbox": "sb-y"}).json()["events"]
+        assert [(e["sandboxId"], e["eventType"]) for e in only] == [("sb-y", "Creating")]
+        one = carol.get("/audit/events", params={"limit": 1}).json()["events"]
+        assert len(one) == 1

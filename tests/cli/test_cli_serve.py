@@ -50,3 +50,14 @@ def test_api_keys_with_dev_auth_is_refused(tmp_path: Path) -> None:
         assert len(lines) == 1, result.stderr
         assert lines[0].startswith(f"agenttier-router: error: {named} and --dev-auth exclude "
                                    "each other")
+
+
+def test_a_retention_shorter_than_a_rollup_bucket_is_refused_at_start(tmp_path: Path) -> None:
+    flag = serve_once(tmp_path, "--dev-auth", "--retention-audit", "30m",
+                      "--port", str(free_port()), timeout=30)
+    env = serve_once(tmp_path, "--dev-auth", "--port", str(free_port()), timeout=30,
+                     env=script_env(AGENTTIER_RETENTION_COSTS="-1d"))
+    for result, says in ((flag, "shorter than one rollup bucket"), (env, "negative")):
+        assert result.returncode == 2, result.stderr
+        assert says in result.stderr
+        assert "Traceback" not in result.stderr

@@ -228,6 +228,21 @@ def test_roll_up_is_idempotent_and_counts_late_rows_within_the_grace(
     assert maintenance_state(backend)["rollup_watermark"] == at(5 * 60)
 
 
+def test_a_rollup_of_an_empty_store_sets_no_watermark_so_older_rows_count_later(
+    backend: SQLBackend,
+) -> None:
+    """A Router started on an empty store rolls up before any history is imported."""
+    later = at(17 * 60)  # the five hours of history end more than the grace before it
+    empty = roll_up(backend, now=later)
+    assert empty.hours == 0 and empty.watermark is None
+    assert maintenance_state(backend).get("rollup_watermark") is None
+    snapshots = fleet(hours=5)
+    backend.write_batch(snapshots)
+    report = roll_up(backend, now=later)
+    assert report.hours == 17 and report.watermark == later
+    assert_equal_totals(backend, snapshots, "namespace", at(1), at(5 * 60))
+
+
 def test_two_rollups_at_once_write_the_same_rows(store_url: str, database: IsolatedDatabase
                                                  ) -> None:
     snapshots = fleet(hours=26)

@@ -20,7 +20,7 @@ import csv
 import dataclasses
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -28,7 +28,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from agenttier_router.controlplane import Transition
+from agenttier_router.controlplane import EventHistory, Transition
 from agenttier_router.service import Services
 from agenttier_router.storage import (
     AuditEvent,
@@ -201,12 +201,23 @@ def _matches(t: Transition, query: AuditFilter) -> bool:
             and (query.until is None or t.time < query.until))
 
 
+_CLUSTER_EVENTS = 10_000  # at most this many of the cluster's Events are looked through
+
+
 def _recent(state: Services, query: AuditFilter) -> AuditEventsOut:
-    """Storage off: the control plane's recent transitions that match ``query``, newest first."""
+    """Storage off: the platform's own events (a cluster's Events), or else the control
+    plane's recent transitions, that match ``query``, newest first."""
     events = []
-    # A copy (atomic under the GIL): the control plane appends from other threads, and
-    # iterating the deque itself while it is appended to raises RuntimeError (a 500).
-    for t in reversed(state.recording.recent.copy()):
+    plane = state.control_plane
+    seen: Iterable[Transition]
+    if isinstance(plane, EventHistory):
+        seen = plane.events(namespace=query.namespace, name=query.sandbox_id,
+                            since=query.since, until=query.until, limit=_CLUSTER_EVENTS)
+    else:
+        # A copy (atomic under the GIL): the control plane appends from other threads, and
+        # iterating the deque itself while it is appended to raises RuntimeError (a 500).
+        seen = reversed(state.recording.recent.copy())
+    for t in seen:
         if not _matches(t, query):
             continue
         events.append(AuditEventOut(

@@ -16,7 +16,7 @@ from agenttier_router.storage.rollups import WATERMARK, maintenance_state, roll_
 
 from .options import NO_STORAGE, dsn_option, open_store
 
-__all__ = ["check", "db", "purge", "retention_options", "rollup", "upgrade"]
+__all__ = ["check", "db", "purge", "retention_options", "retention_policy", "rollup", "upgrade"]
 
 
 @contextmanager
@@ -52,7 +52,8 @@ def retention_options(command: F) -> F:
     return command
 
 
-def _policy(values: dict[str, str | None]) -> RetentionPolicy:
+def retention_policy(values: dict[str, str | None]) -> RetentionPolicy:
+    """The policy :func:`retention_options` collected; a bad value is a usage error."""
     try:
         return RetentionPolicy.from_settings(
             {kind: values[f"retention_{kind.replace('-', '_')}"] for kind in KINDS})
@@ -167,7 +168,7 @@ def purge(dsn: str | None, dry_run: bool, batch: int, grace: int, **retention: s
       agenttier-router db purge --dsn sqlite:///agenttier.db --retention-audit 365d --dry-run
       AGENTTIER_RETENTION_COSTS=90d agenttier-router db purge --dsn postgresql://router@db/at
     """
-    policy = _policy(retention)
+    policy = retention_policy(retention)
     with _sql_store(dsn) as backend:
         click.echo(f"database: {backend.url}")
         if policy.forever:

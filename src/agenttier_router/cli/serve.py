@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from .db import retention_options, retention_policy
 from .startup import check_port, storage_url_from
 
 __all__ = ["serve"]
@@ -97,6 +98,10 @@ def _loopback(host: str) -> bool:
               show_default=True, envvar="AGENTTIER_ANONYMOUS_INTERVAL",
               help="Seconds over which repeated keyless denials from one address and reason "
               "become one audit record with a count (0: one record each).")
+@retention_options
+@click.option("--maintenance-interval", type=click.FloatRange(min=1.0), default=300.0,
+              show_default=True, envvar="AGENTTIER_MAINTENANCE_INTERVAL",
+              help="Seconds between rounds of cost rollups and retention purges (SQL storage).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True, help="Logging level.")
 def serve(
@@ -107,7 +112,7 @@ def serve(
     data_dir: Path, spool_dir: Path | None, templates_file: Path | None,
     cost_interval: float, cpu_price: float, memory_price: float,
     max_execs_per_user: int, max_execs: int, max_body_bytes: int, anonymous_interval: float,
-    log_level: str,
+    maintenance_interval: float, log_level: str, **retention: str | None,
 ) -> None:
     """Run the Router: the SDK's REST API, recording every action, transition and cost.
 
@@ -162,6 +167,7 @@ def serve(
             loud += (f" The Router binds to {host}, beyond loopback: anyone who can reach it "
                      "can create sandboxes and run commands on this machine.")
         log.warning(loud)
+    policy = retention_policy(retention)
     config = RouterConfig(
         storage_url=url, control_plane_url=control_plane_url or None, keys=keys, oidc=oidc,
         dev_auth=dev_auth, data_dir=data_dir,
@@ -169,6 +175,7 @@ def serve(
         prices=PriceTable(cpu_price, memory_price), cost_interval=cost_interval,
         max_execs_per_user=max_execs_per_user, max_execs=max_execs,
         max_body_bytes=max_body_bytes, anonymous_interval=anonymous_interval,
+        retention=policy, maintenance_interval=maintenance_interval,
     )
     try:
         services = build_services(config)

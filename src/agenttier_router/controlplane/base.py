@@ -20,12 +20,13 @@ import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 __all__ = [
     "ControlPlane",
     "ControlPlaneError",
     "ControlPlaneUnavailable",
+    "EventHistory",
     "ExecResult",
     "InvalidRequest",
     "Phase",
@@ -200,3 +201,16 @@ class ControlPlane(Protocol):
 
     def close(self) -> None:
         """Stop background work: a local plane stops its sandboxes, a Kubernetes one its watches."""
+
+
+@runtime_checkable
+class EventHistory(Protocol):
+    """A plane whose platform keeps its own short history of events (Kubernetes Events).
+
+    With storage off, ``/audit/events`` answers from it, as the Go Router does.
+    """
+
+    def events(self, *, namespace: str | None = None, name: str | None = None,
+               since: datetime | None = None, until: datetime | None = None,
+               limit: int = 100) -> list[Transition]:
+        """The events the platform still holds, newest first, filtered, at most ``limit``."""

@@ -35,6 +35,8 @@ from agenttier_router.storage import (
     mask_url,
     open_backend,
 )
+from agenttier_router.storage.maintenance import Maintenance
+from agenttier_router.storage.sql.base import SQLBackend
 
 from .config import RouterConfig
 from .recording import Recording
@@ -93,6 +95,7 @@ class Services:
         sampler: CostSampler,
         recording: Recording,
         control_plane: ControlPlane,
+        maintenance: Maintenance | None = None,
     ) -> None:
         self.config = config
         self.registry = registry
@@ -102,6 +105,8 @@ class Services:
         self.sampler = sampler
         self.recording = recording
         self.control_plane = control_plane
+        self.maintenance = maintenance
+        """Cost rollups and retention purges, on SQL storage; None otherwise."""
 
     def __repr__(self) -> str:
         return (f"Services(storage={self.storage.url or 'off'!r}, "
@@ -118,8 +123,10 @@ class Services:
         return self.config.dev_auth
 
     def start(self) -> None:
-        """Start the background jobs."""
+        """Start the background jobs: the cost sampler, and storage maintenance."""
         self.sampler.start()
+        if self.maintenance is not None:
+            self.maintenance.start()
 
     def close(self) -> None:
         """Stop producing, drain the recorder into the store, and close it."""
@@ -128,6 +135,8 @@ class Services:
         self.control_plane.close()
         self.sampler.close()
         self.recording.close()  # folded anonymous denials
+        if self.maintenance is not None:
+            self.maintenance.close()  # a purge stops after its current batch
         # A store that could not be opened cannot become writable in this process:
         # spool at once for the next start, rather than wait close_timeout to drain.
         if not self.recorder.close(0 if self.storage.open_error else None):
@@ -167,6 +176,10 @@ def build_services(config: RouterConfig) -> Services:
         recorder.close(0)
         backend.close()
         raise
+    maintenance = None
+    if isinstance(backend, SQLBackend) and config.maintenance_interval is not None:
+        maintenance = Maintenance(backend, config.retention, interval=config.maintenance_interval,
+                                  audit=recorder.record)
     return Services(config=config, registry=registry, backend=backend, storage=storage,
                     recorder=recorder, sampler=sampler, recording=recording,
-                    control_plane=plane)
+                    control_plane=plane, maintenance=maintenance)

@@ -15,6 +15,7 @@ from agenttier_router.controlplane import Template
 from agenttier_router.controlplane.templates import DEFAULT_TEMPLATES
 from agenttier_router.costs import PriceTable
 from agenttier_router.storage import RecorderConfig
+from agenttier_router.storage.retention import RetentionPolicy
 
 if TYPE_CHECKING:  # the API's key store and OIDC verifier; held here, used only by the API
     from agenttier_router.api.auth import KeyStore
@@ -58,3 +59,8 @@ class RouterConfig:
     anonymous_interval: float = 60.0
     """Seconds over which repeated anonymous denials from one address and reason are folded
     into one record with a count."""
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    """How long each kind of history is kept; the default keeps everything forever."""
+    maintenance_interval: float | None = 300.0
+    """Seconds between rounds of cost rollups and retention purges (SQL storage only);
+    None runs no maintenance (rollups then come from ``db rollup``)."""

@@ -214,7 +214,8 @@ def roll_up(backend: SQLBackend, *, now: datetime | None = None,
     Each hour, then each complete day touched, is recomputed in its own
     transaction, which also moves the watermark; a run that stops half way
     (a crash, a lost connection) leaves whole buckets, and the next run
-    continues. The first run starts at the oldest snapshot.
+    continues. The first run starts at the oldest snapshot; with none yet, it
+    sets no watermark.
     """
     if grace < timedelta(0):
         raise ValueError(f"grace must not be negative (got {grace})")
@@ -248,7 +249,9 @@ def roll_up(backend: SQLBackend, *, now: datetime | None = None,
                                    func.coalesce(func.sum(hourly.c.samples), 0), day, DAY)
             day += DAY
             days += 1
-        if hours == 0:
+        if hours == 0 and (before is not None or oldest is not None):
+            # No snapshot at all yet: no watermark either, so that the first rows, however
+            # old (a Router started on an empty store, then history imported), are rolled up.
             with backend.begin_write(conn):
                 _lock_watermark(conn)
                 _advance_watermark(conn, end)

@@ -47,11 +47,13 @@ class PageSecurity:
             return
         path: str = scope["path"]
         page = path == "/" or path.startswith("/ui/") or path == "/ui"
-        if scope["method"] not in _SAFE:
+        # The pages' own forms (sign-in, sign-out). The API's state changes need a key in
+        # a header, which no other site's page can send; under --dev-auth, where no key is
+        # needed, the API's DevAuthGuard checks Origin (and records the refusal).
+        if page and scope["method"] not in _SAFE:
             headers = Headers(scope=scope)
             origin = headers.get("origin")
-            foreign = origin is not None and origin != _own_origin(scope, headers)
-            if foreign or (page and origin is None):
+            if origin is None or origin != _own_origin(scope, headers):
                 response = PlainTextResponse(
                     "refused: a state-changing request must come from this Router's own pages "
                     "(Origin header missing or from another site)", status_code=403)

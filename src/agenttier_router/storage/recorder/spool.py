@@ -409,21 +409,27 @@ class Spool:
             raise
 
     def refresh(self) -> None:
-        """Recount the records and bytes from the file (after an error, or at open)."""
-        with contextlib.suppress(sqlite3.Error):
+        """Recount the records and bytes from the file (after an error, or at open).
+
+        A file found to hold no record is replaced by a fresh one, as :meth:`trim`
+        does, so that the space its deleted rows took returns to the disk.
+        """
+        with contextlib.suppress(sqlite3.Error, OSError):
             self.count, self.bytes, last_seq = self._db.execute(
                 "SELECT count(*), coalesce(sum(size), 0), coalesce(max(seq), 0) FROM spool "
                 "WHERE seq > ?", (self._done,)
             ).fetchone()
             self.last_seq = max(self.last_seq, last_seq)
+            if self.count == 0 and self.last_seq:
+                self._reset()
 
     def close(self) -> None:
         """Close the file and release the directory. Calling it twice is harmless."""
         if self._lock_fd < 0:
             return
-        with contextlib.suppress(sqlite3.Error):
-            if self.count == 0 and self.untrimmed:
-                self.trim()
+        with contextlib.suppress(sqlite3.Error, OSError):
+            if self.count == 0:
+                self._reset()  # nothing left: hand the file's space back
             self._db.close()
         os.close(self._lock_fd)
         self._lock_fd = -1
