@@ -39,11 +39,12 @@ import uuid
 from pathlib import Path
 
 import httpx
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from router_common import Router, fresh_sqlite, pct, prepare_store  # noqa: E402
+from router_common import DATA_DIR, Router, fresh_sqlite, pct, prepare_store  # noqa: E402
 
 _CHILD = r"""
 import sys
@@ -58,7 +59,7 @@ for i in range(n):
     name, ns = f"sb-{i:05d}", f"team-{i % 10}"
     kube.put("sandboxes", {"metadata": {"name": name, "namespace": ns}, "spec": {
         "templateRef": {"name": "general-coding", "kind": "ClusterSandboxTemplate"},
-        "createdBy": {"email": f"user{i % 50}@example.com", "displayName": f"user{i % 50}"}}})
+        "createdBy": {"sub": f"user{i % 50}", "email": f"user{i % 50}@example.com"}}})
     kube.set_status(ns, name, phase="Running", podName=f"{name}-pod",
                     pvcName=f"{name}-workspace", startedAt=stamp, lastActivityTimestamp=stamp)
 kube.kubeconfig(__import__("pathlib").Path(sys.argv[3]))
@@ -72,7 +73,7 @@ def _p50_p95(samples: list[float]) -> str:
     return f"{statistics.median(samples) * 1e3:.2f} / {pct(samples, 95) * 1e3:.2f}"
 
 
-def _event_latency(api: str, store: Path, count: int) -> list[float]:
+def _event_latency(api: str, token: str, store: Path, count: int) -> list[float]:
     """Create Events on the API server and time until each is a row in the store."""
     seen: list[float] = []
     for i in range(count):
@@ -86,7 +87,8 @@ def _event_latency(api: str, store: Path, count: int) -> list[float]:
             "source": {"component": "bench"},
         }
         started = time.perf_counter()
-        posted = httpx.post(f"{api}/api/v1/namespaces/team-0/events", json=event, timeout=10)
+        posted = httpx.post(f"{api}/api/v1/namespaces/team-0/events", json=event, timeout=10,
+                            headers={"Authorization": f"Bearer {token}"})
         posted.raise_for_status()
         deadline = started + 30
         while time.perf_counter() < deadline:
@@ -108,6 +110,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="GET /sandboxes per Router")
     parser.add_argument("--events", type=int, default=30, help="Events timed to the store")
     args = parser.parse_args()
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
 
     with tempfile.TemporaryDirectory(prefix="agenttier-bench-") as tmp:
         kubeconfig = Path(tmp) / "kubeconfig"
@@ -150,7 +153,8 @@ def main() -> None:
                         started = time.perf_counter()
                         client.get("/sandboxes").raise_for_status()
                         samples[name].append(time.perf_counter() - started)
-                events = _event_latency(api, kube_store, args.events)
+                token = yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]["token"]
+                events = _event_latency(api, token, kube_store, args.events)
                 memory = {"kube": kube.rss_mib(), "local": local.rss_mib()}
                 for client in clients.values():
                     client.close()
