@@ -21,6 +21,7 @@ from realdb import IsolatedDatabase
 from router_helpers import KEYS, config_for, running_router
 
 from agenttier_router.api.sessions import COOKIE
+from agenttier_router.storage.retention import RetentionPolicy
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,8 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     tmp = tmp_path_factory.mktemp(f"ui-{request.param}")
     db = IsolatedDatabase(request.param, tmp)
     try:
-        with seeded_site(tmp, db.url) as running:
+        with seeded_site(tmp, db.url, retention=RetentionPolicy(audit=timedelta(days=365))
+                         ) as running:
             yield running
     finally:
         db.drop()
@@ -118,6 +120,7 @@ def test_each_filter_shows_only_matching_rows(page: Any, site: Site) -> None:
     banner = page.get_by_role("note").inner_text()
     cutoff = (site.now - timedelta(days=365)).strftime("%Y-%m-%d %H:%M")
     assert f"audit records before {cutoff}" in banner and "removed 1 rows" in banner
+    assert "Retention setting: audit records are kept for 365 days." in banner
     for label, value, column in [("Actor", "alice", "actor"), ("Action", "stop", "action"),
                                  ("Sandbox", "sb-bob", "sandbox"),
                                  ("Namespace", "team-b", "sandbox")]:

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, Response
 
 from agenttier_router.api import records
+from agenttier_router.api.context import services
 from agenttier_router.api.errors import ApiError
 from agenttier_router.storage import format_ts
 
@@ -132,11 +133,26 @@ def records_storage(request: Request) -> str:
 
 
 def retention_note(request: Request) -> str:
-    """What retention has removed from the audit log, from its last recorded purge.
+    """The audit log's retention setting, and what retention has removed, from its last purge.
 
     A purge records an audit event (actor ``system``, action ``purge``, resource
     the table, its cut-off in the details), read here through the same reader.
     """
+    kept = services(request).config.retention.audit
+    setting = ("Retention setting: audit records are kept forever." if kept is None else
+               f"Retention setting: audit records are kept for {_duration(kept)}.")
+    purged = _last_purge(request)
+    return f"{setting} {purged}".strip()
+
+
+def _duration(kept: timedelta) -> str:
+    days, seconds = kept.days, kept.seconds
+    if seconds == 0:
+        return f"{days} day{'s' * (days != 1)}"
+    return f"{kept.total_seconds() / 3600:g} hours"
+
+
+def _last_purge(request: Request) -> str:
     try:
         found = records.audit_events(request, actor="system", action="purge",
                                      resource="audit_events", limit=1)
