@@ -15,7 +15,7 @@ import httpx
 import pytest
 from router_helpers import Router, config_for, running_router, stored_audit, wait_phase
 
-from agenttier_router.api.guards import loopback_host
+from agenttier_router.api.hosts import loopback_host
 
 
 @pytest.fixture

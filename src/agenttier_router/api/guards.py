@@ -23,7 +23,6 @@ recorded as a ``denied`` audit event.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 
 from starlette.exceptions import HTTPException
@@ -35,8 +34,9 @@ from agenttier_router.service import Services
 
 from .context import authenticate, source
 from .errors import ApiError
+from .hosts import loopback_host
 
-__all__ = ["SAFE_METHODS", "BodyGuard", "DevAuthGuard", "loopback_host"]
+__all__ = ["SAFE_METHODS", "BodyGuard", "DevAuthGuard"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 """Methods that change nothing: no ``Origin`` check for them."""
@@ -143,21 +143,6 @@ def _withheld(receive: Receive) -> Receive:
                 return message
 
     return empty
-
-
-def loopback_host(host: str) -> bool:
-    """Whether a ``Host`` header (with or without a port) names this machine's loopback."""
-    name = host.strip().lower()
-    if name.startswith("["):  # [::1]:8080
-        name = name[1:].split("]", 1)[0]
-    elif name.count(":") == 1:
-        name = name.split(":", 1)[0]
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 class DevAuthGuard:

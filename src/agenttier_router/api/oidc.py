@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import ipaddress
 import json
 import logging
 import threading
@@ -39,6 +38,7 @@ import httpx
 import jwt
 
 from .auth import Identity
+from .hosts import loopback_host
 
 __all__ = [
     "ACCEPTED_ALGORITHMS",
@@ -76,15 +76,6 @@ class OidcConfigError(OidcError, ValueError):
     """The issuer URL is unusable: not https (outside loopback), or malformed."""
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _check_url(url: str, what: str) -> str:
     """Return ``url`` if it is https, or http on loopback; raise OidcConfigError otherwise."""
     try:
@@ -96,7 +87,7 @@ def _check_url(url: str, what: str) -> str:
         raise OidcConfigError(f"{what} {url!r} has no host")
     if parts.scheme == "https":
         return url
-    if parts.scheme == "http" and _is_loopback(host):
+    if parts.scheme == "http" and loopback_host(host):
         return url
     if parts.scheme == "http":
         raise OidcConfigError(

@@ -8,7 +8,6 @@ here into one :class:`~agenttier_router.service.RouterConfig`, from which
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from pathlib import Path
 
@@ -21,15 +20,6 @@ from .startup import check_port, storage_url_from
 __all__ = ["serve"]
 
 log = logging.getLogger("agenttier_router.serve")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @click.command()
@@ -125,6 +115,7 @@ def serve(
     import uvicorn
 
     from agenttier_router.api import create_app
+    from agenttier_router.api.hosts import loopback_host
     from agenttier_router.api.auth import load_keys
     from agenttier_router.api.oidc import IdpUnavailable, OidcError, OidcVerifier
     from agenttier_router.controlplane import ControlPlaneError, ControlPlaneUnavailable
@@ -163,7 +154,7 @@ def serve(
     if dev_auth:
         loud = ("--dev-auth: EVERY request is treated as an admin, with no key. "
                 "Evaluation only.")
-        if not _loopback(host):
+        if not loopback_host(host):
             loud += (f" The Router binds to {host}, beyond loopback: anyone who can reach it "
                      "can create sandboxes and run commands on this machine.")
         log.warning(loud)
