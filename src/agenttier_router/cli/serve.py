@@ -115,8 +115,8 @@ def serve(
     import uvicorn
 
     from agenttier_router.api import create_app
-    from agenttier_router.api.hosts import loopback_host
     from agenttier_router.api.auth import load_keys
+    from agenttier_router.api.hosts import loopback_host
     from agenttier_router.api.oidc import IdpUnavailable, OidcError, OidcVerifier
     from agenttier_router.controlplane import ControlPlaneError, ControlPlaneUnavailable
     from agenttier_router.controlplane.templates import DEFAULT_TEMPLATES, load_templates
