@@ -7,6 +7,7 @@ cost snapshot, whose value the tests recompute from the stored transitions.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -96,18 +97,18 @@ def _expected_cpu_hours(history: History, name: str, cpu: float) -> float:
 def test_cost_snapshots(history: History) -> None:
     body = history.get("/records/costs")
     assert body["nextCursor"] is None
-    snapshots = {s["sandboxId"]: s for s in body["snapshots"]}
-    assert set(snapshots) == {"sb-a", "sb-b"}
-    assert snapshots["sb-b"]["namespace"] == "team-a"
-    assert snapshots["sb-a"]["cpuHours"] == pytest.approx(
-        _expected_cpu_hours(history, "sb-a", 0.5), rel=1e-9, abs=0)
-    assert snapshots["sb-b"]["cpuHours"] == pytest.approx(
-        _expected_cpu_hours(history, "sb-b", 0.25), rel=1e-9, abs=0)
-    stored = {s.sandbox_id: s for s in stored_costs(history.store_url)}
-    for name, snapshot in snapshots.items():
-        assert snapshot["eventId"] == stored[name].event_id
-        assert snapshot["estimatedUsd"] == stored[name].estimated_usd
-        assert snapshot["memGbHours"] == stored[name].mem_gb_hours
+    # One snapshot per minute-aligned bucket a sandbox ran in: one, or two across a minute.
+    shown = body["snapshots"]
+    assert {s["sandboxId"] for s in shown} == {"sb-a", "sb-b"}
+    assert {s["namespace"] for s in shown if s["sandboxId"] == "sb-b"} == {"team-a"}
+    for name, cpu in (("sb-a", 0.5), ("sb-b", 0.25)):
+        assert sum(s["cpuHours"] for s in shown if s["sandboxId"] == name) == pytest.approx(
+            _expected_cpu_hours(history, name, cpu), rel=1e-9, abs=0)
+    stored = {s.event_id: s for s in stored_costs(history.store_url)}
+    assert {s["eventId"] for s in shown} == set(stored)
+    for snapshot in shown:
+        assert snapshot["estimatedUsd"] == stored[snapshot["eventId"]].estimated_usd
+        assert snapshot["memGbHours"] == stored[snapshot["eventId"]].mem_gb_hours
     only = history.get("/records/costs", namespace="team-a")["snapshots"]
     assert [s["sandboxId"] for s in only] == ["sb-b"]
     first = history.get("/records/costs", limit=1)
@@ -118,16 +119,20 @@ def test_cost_snapshots(history: History) -> None:
 
 def test_cost_totals_by_sandbox_and_namespace(history: History) -> None:
     by_sandbox = history.get("/records/costs", groupBy="sandbox")  # waits for the recorder
-    snapshots = {f"{s.namespace}/{s.sandbox_id}": s for s in stored_costs(history.store_url)}
+    stored = stored_costs(history.store_url)  # one or two per sandbox (minute buckets)
+    mine = {key: [s for s in stored if f"{s.namespace}/{s.sandbox_id}" == key]
+            for key in ("default/sb-a", "team-a/sb-b")}
     assert by_sandbox["groupBy"] == "sandbox"
     assert (by_sandbox["since"], by_sandbox["until"]) == (None, None)
     totals = {t["key"]: t for t in by_sandbox["totals"]}
-    assert set(totals) == {"default/sb-a", "team-a/sb-b"}
+    assert set(totals) == set(mine)
     for name, total in totals.items():
-        assert total["samples"] == 1
-        assert total["cpuHours"] == pytest.approx(snapshots[name].cpu_hours, rel=1e-12)
-        assert total["estimatedUsd"] == pytest.approx(snapshots[name].estimated_usd, rel=1e-12)
-    usd = sum(s.estimated_usd for s in snapshots.values())
+        assert total["samples"] == len(mine[name])
+        assert total["cpuHours"] == pytest.approx(sum(s.cpu_hours for s in mine[name]),
+                                                  rel=1e-12)
+        assert total["estimatedUsd"] == pytest.approx(sum(s.estimated_usd for s in mine[name]),
+                                                      rel=1e-12)
+    usd = sum(s.estimated_usd for s in stored)
     assert by_sandbox["totalUsd"] == pytest.approx(usd, rel=1e-12)
     # The most expensive first: general-coding costs more than minimal over similar times.
     costs = [t["estimatedUsd"] for t in by_sandbox["totals"]]
@@ -137,11 +142,12 @@ def test_cost_totals_by_sandbox_and_namespace(history: History) -> None:
     assert [t["key"] for t in by_namespace["totals"]] == ["team-a"]
     # The Router fills in whom and what each cost belongs to.
     by_owner = history.get("/records/costs", groupBy="owner")
-    assert {t["key"] for t in by_owner["totals"]} == {s.owner for s in snapshots.values()}
-    assert "" not in {s.owner for s in snapshots.values()}
-    by_template = history.get("/records/costs", groupBy="template", owner=snapshots[
-        "team-a/sb-b"].owner, namespace="team-a")
-    assert [t["key"] for t in by_template["totals"]] == [snapshots["team-a/sb-b"].template]
+    assert {t["key"] for t in by_owner["totals"]} == {s.owner for s in stored}
+    assert "" not in {s.owner for s in stored}
+    sb_b = mine["team-a/sb-b"][0]
+    by_template = history.get("/records/costs", groupBy="template", owner=sb_b.owner,
+                              namespace="team-a")
+    assert [t["key"] for t in by_template["totals"]] == [sb_b.template]
     future = history.get("/records/costs", groupBy="sandbox", since="2999-01-01T00:00:00Z")
     assert (future["totals"], future["totalUsd"]) == ([], 0)
     paged = history.admin.get("/records/costs", params={"groupBy": "sandbox",
@@ -161,7 +167,8 @@ def test_cost_analytics(history: History) -> None:
     assert {t["key"] for t in body["totals"]} == {"default/sb-a", "team-a/sb-b"}
     assert body["totalUsd"] == pytest.approx(sum(s.estimated_usd for s in snapshots), rel=1e-12)
     namespaces = history.get("/analytics/costs", groupBy="namespace")
-    assert {t["key"]: t["samples"] for t in namespaces["totals"]} == {"default": 1, "team-a": 1}
+    per_namespace = Counter(s.namespace for s in snapshots)  # one or two per sandbox
+    assert {t["key"]: t["samples"] for t in namespaces["totals"]} == dict(per_namespace)
     team = history.get("/analytics/costs", namespace="team-a")
     assert [t["key"] for t in team["totals"]] == ["team-a/sb-b"]
     old = history.get("/analytics/costs", until="2000-01-01T00:00:00Z")
