@@ -8,7 +8,6 @@ import logging
 import shutil
 import stat
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -86,24 +85,6 @@ def test_conflicts(plane: LocalControlPlane) -> None:
         plane.stop("sb", NS)
     with pytest.raises(SandboxConflict, match="it is Stopped"):
         plane.exec("sb", NS, "true", 5)
-
-
-@pytest.mark.parametrize("action", ["get", "stop", "resume", "delete", "exec", "share", "unshare"])
-def test_not_found(plane: LocalControlPlane, action: str) -> None:
-    running(plane, "sb")
-    calls: dict[str, Callable[[str, str], object]] = {
-        "get": lambda n, ns: plane.get(n, ns),
-        "stop": lambda n, ns: plane.stop(n, ns),
-        "resume": lambda n, ns: plane.resume(n, ns),
-        "delete": lambda n, ns: plane.delete(n, ns),
-        "exec": lambda n, ns: plane.exec(n, ns, "true", 5),
-        "share": lambda n, ns: plane.share(n, ns, "user", "bob", "viewer"),
-        "unshare": lambda n, ns: plane.unshare(n, ns, "bob"),
-    }
-    with pytest.raises(SandboxNotFound, match="missing"):
-        calls[action]("missing", NS)
-    with pytest.raises(SandboxNotFound):
-        calls[action]("sb", "other-ns")
 
 
 BAD_LABELS = [

@@ -8,23 +8,6 @@ from cp_helpers import NS, running
 from agenttier_router.controlplane import InvalidRequest, LocalControlPlane
 
 
-def test_grant_change_and_revoke(plane: LocalControlPlane) -> None:
-    created = running(plane, "sb")
-    assert dict(created.shares.users) == {} and dict(created.shares.groups) == {}
-    plane.share("sb", NS, "user", "bob@example.com", "viewer")
-    plane.share("sb", NS, "group", "devs", "collaborator")
-    both = plane.share("sb", NS, "group", "bob@example.com", "viewer")
-    assert dict(both.shares.users) == {"bob@example.com": "viewer"}
-    assert dict(both.shares.groups) == {"devs": "collaborator", "bob@example.com": "viewer"}
-    changed = plane.share("sb", NS, "user", "bob@example.com", "collaborator")
-    assert dict(changed.shares.users) == {"bob@example.com": "collaborator"}
-    revoked = plane.unshare("sb", NS, "bob@example.com")  # as a user and as a group
-    assert dict(revoked.shares.users) == {}
-    assert dict(revoked.shares.groups) == {"devs": "collaborator"}
-    assert plane.get("sb", NS).shares == revoked.shares
-    assert plane.unshare("sb", NS, "nobody").shares == revoked.shares  # revoking none is fine
-
-
 def test_snapshots_are_immutable(plane: LocalControlPlane) -> None:
     running(plane, "sb")
     before = plane.share("sb", NS, "user", "bob", "viewer")
