@@ -79,16 +79,16 @@ def test_a_keyless_body_is_never_read_and_the_attempt_recorded(
     assert json.loads(event.details)["reason"] == "no valid API key"
 
 
-def test_a_keyless_bad_body_is_401_not_422_and_recorded(router: Router, store_url: str) -> None:
+def test_a_keyless_bad_body_is_401_not_400_and_recorded(router: Router, store_url: str) -> None:
     anonymous = router.http()
     for path, body in (("/sandboxes", "{not json"), ("/sandboxes/sb-a/exec", '{"command": 5}'),
                        ("/sandboxes/sb-a/share", "[]")):
         response = anonymous.post(path, content=body,
                                   headers={"Content-Type": "application/json"})
         assert response.status_code == 401, (path, response.text)
-    # With a key, a bad body is still a 422 that names the field.
+    # With a key, a bad body is still a 400 that names the field.
     bad = router.http("alice").post("/sandboxes/sb-a/exec", json={"command": 5})
-    assert bad.status_code == 422 and "command" in bad.json()["error"]
+    assert bad.status_code == 400 and "command" in bad.json()["error"]
     router.state.recorder.flush(10)
     denied = stored_audit(store_url, actor="anonymous", outcome="denied")
     assert sorted(e.action for e in denied) == ["create", "exec", "share"]

@@ -59,12 +59,12 @@ def test_the_sdk_decodes_errors_and_they_are_recorded(router: Router, store: str
     assert json.loads(events[-1].details)["command"] == "true"
 
 
-def test_an_invalid_name_is_422_naming_the_field(router: Router) -> None:
+def test_an_invalid_name_is_400_naming_the_field(router: Router) -> None:
     alice = router.client("alice")
     for name in ("Bad_Name", "-dash", "x" * 64):
         with pytest.raises(APIError) as caught:
             alice.create_sandbox("minimal", name)
-        assert caught.value.status_code == 422
+        assert caught.value.status_code == 400
         body = caught.value.body
         assert body["error"].startswith("invalid request: name: ")
         assert [f["field"] for f in body["fields"]] == ["name"]
@@ -96,7 +96,7 @@ def test_bad_input_is_4xx_naming_the_field(router: Router) -> None:
     http = router.http("alice")
     for method, path, body, field in BAD_REQUESTS:
         response = http.request(method, path, json=body)
-        assert response.status_code == 422, (method, path, body, response.text)
+        assert response.status_code == 400, (method, path, body, response.text)
         error = response.json()["error"]
         assert error.startswith("invalid request: ") and field in error, (path, body, error)
 

@@ -161,5 +161,5 @@ def test_cost_series_by_day_and_hour(router: Router, store_url: str) -> None:
         assert data["totalUsd"] == pytest.approx(sum(s.estimated_usd for s in snapshots),
                                                  rel=1e-9)
     bad = admin.get("/records/costs/series", params={"bucket": "week"})
-    assert bad.status_code == 422 and "bucket" in bad.json()["error"]
+    assert bad.status_code == 400 and "bucket" in bad.json()["error"]
 

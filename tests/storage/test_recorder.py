@@ -36,7 +36,8 @@ from agenttier_router.storage import (
     SQLBackend,
     open_backend,
 )
-from agenttier_router.storage.recorder.ratelimit import RateLimitedLog, scrub
+from agenttier_router.storage.recorder.ratelimit import RateLimitedLog
+from agenttier_router.storage.sql.url import mask_secrets
 
 FAST = RecorderConfig(flush_interval=0.02, retry_initial=0.01, retry_max=0.05, log_interval=3600)
 """Short intervals, so that tests run fast; never logs the same trouble twice."""
@@ -264,9 +265,10 @@ def test_rate_limited_log_counts_what_it_suppressed(caplog: pytest.LogCaptureFix
 
 
 def test_scrub_hides_passwords() -> None:
-    assert scrub("postgresql://bob:p@ss@db:5432/x down") == "postgresql://bob:***@db:5432/x down"
-    assert scrub("host=db password=hunter2 user=x") == "host=db password=*** user=x"
-    assert scrub("mysql://root@db/x") == "mysql://root@db/x"
+    masked = mask_secrets("postgresql://bob:p@ss@db:5432/x down")
+    assert masked == "postgresql://bob:***@db:5432/x down"
+    assert mask_secrets("host=db password=hunter2 user=x") == "host=db password=*** user=x"
+    assert mask_secrets("mysql://root@db/x") == "mysql://root@db/x"
 
 
 def test_full_queue_drops_and_counts_without_waiting(

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from .audited import audited_caller, recorded_call
+from .acting import audited_caller, recorded_call
 from .models import ErrorOut
 from .models_sdk import AdminSandboxesOut, AdminSandboxOut, AdminSharingEntry, AdminSharingOut
 from .sandboxes import sandbox_out

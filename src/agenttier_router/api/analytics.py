@@ -30,15 +30,15 @@ from agenttier_router.controlplane import Phase, Sandbox
 from agenttier_router.service import Services
 from agenttier_router.storage import CostFilter, GroupBy, StorageError, format_ts
 
-from .audited import audited_caller, recorded_call
+from .acting import audited_caller, recorded_call
 from .models import CostTotalOut, ErrorOut
 from .models_sdk import CostEstimateOut, TemplateCostOut, UsageOut
-from .records import _build, _caught_up, _days_before, _moment, _notice
+from .queries import build_filter, caught_up, days_before, moment, storage_notice
 
 __all__ = ["DEFAULT_STORAGE_GIB", "HOURS_PER_MONTH", "STORAGE_PER_GIB_MONTH", "router"]
 
 router = APIRouter(prefix="/api/v1", responses={
-    401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut},
+    401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 400: {"model": ErrorOut},
 })
 
 STORAGE_PER_GIB_MONTH = 0.10
@@ -127,15 +127,15 @@ def costs(
 ) -> CostEstimateOut:
     """What the fleet costs per hour now, and what the stored snapshots add up to."""
     svc, identity = audited_caller(request, "analytics.costs", "analytics", admin=True)
-    end = _moment(until, "until")
-    start = _moment(since, "since") or _days_before(end or datetime.now(UTC), 30)
-    query = _build(CostFilter, namespace=namespace, since=start, until=end)
+    end = moment(until, "until")
+    start = moment(since, "since") or days_before(end or datetime.now(UTC), 30)
+    query = build_filter(CostFilter, namespace=namespace, since=start, until=end)
 
     def compute() -> CostEstimateOut:
         out = _estimate(svc, svc.control_plane.list())
         out.group_by, out.since = group_by, format_ts(start)
         out.until = format_ts(end) if end else None
-        _caught_up(svc)
+        caught_up(svc)
         try:
             totals = svc.backend.summarize_costs(query, group_by)
         except StorageError:
@@ -144,7 +144,7 @@ def costs(
                                    mem_gb_hours=t.mem_gb_hours, estimated_usd=t.estimated_usd,
                                    samples=t.samples) for t in totals]
         out.total_usd = sum(t.estimated_usd for t in totals)
-        out.notice = _notice(svc)
+        out.notice = storage_notice(svc)
         return out
 
     return recorded_call(svc, identity, "analytics.costs", "analytics", compute,

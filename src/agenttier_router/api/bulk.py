@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 
 from agenttier_router.controlplane import ControlPlaneError
 
+from .acting import act, caller_of, recorded
 from .auth import Access, Identity
 from .context import services
 from .errors import ApiError
@@ -28,12 +29,11 @@ from .models_sdk import (
     BulkCreateRequest,
     BulkCreateResult,
 )
-from .sandboxes import _act, _caller_of, _recorded
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", responses={
-    400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 422: {"model": ErrorOut},
+    400: {"model": ErrorOut}, 401: {"model": ErrorOut},
 })
 
 _NEEDS = {"stop": Access.OPERATE, "resume": Access.OPERATE, "delete": Access.OWN}
@@ -41,14 +41,14 @@ _NEEDS = {"stop": Access.OPERATE, "resume": Access.OPERATE, "delete": Access.OWN
 
 @router.post("/sandboxes/bulk", response_model=BulkCreateOut)
 def create_bulk(body: BulkCreateRequest, request: Request,
-                identity: Annotated[Identity, _caller_of("bulk-create")]) -> BulkCreateOut:
+                identity: Annotated[Identity, caller_of("bulk-create")]) -> BulkCreateOut:
     """Create each sandbox of ``items`` independently; report each one's outcome."""
     svc = services(request)
     results = []
     for index, item in enumerate(body.items):
         base: dict[str, Any] = {"template": item.template_ref.name, "bulkIndex": index}
         try:
-            sandbox = _recorded(
+            sandbox = recorded(
                 svc, identity, "create", {"sandbox_id": item.name, "namespace": item.namespace},
                 base, lambda item=item: svc.control_plane.create(  # type: ignore[misc]
                     item.name, item.namespace, item.template_ref.name, identity.subject,
@@ -62,7 +62,7 @@ def create_bulk(body: BulkCreateRequest, request: Request,
 
 @router.post("/sandboxes/bulk-action", response_model=BulkActionOut)
 def bulk_action(body: BulkActionRequest, request: Request,
-                identity: Annotated[Identity, _caller_of("bulk-action")]) -> BulkActionOut:
+                identity: Annotated[Identity, caller_of("bulk-action")]) -> BulkActionOut:
     """Stop, resume or delete each sandbox of ``ids``, with the single routes' rules."""
     svc = services(request)
     plane = svc.control_plane
@@ -72,7 +72,7 @@ def bulk_action(body: BulkActionRequest, request: Request,
     results = []
     for sandbox_id in body.ids:
         try:
-            _act(request, identity, body.action, sandbox_id, None, _NEEDS[body.action], do,
+            act(request, identity, body.action, sandbox_id, None, _NEEDS[body.action], do,
                  request_details={"bulk": True})
         except (ApiError, ControlPlaneError) as error:
             message = error.message if isinstance(error, ApiError) else str(error)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -51,8 +52,31 @@ def _field(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "request"
 
 
+def _document_bad_requests(app: FastAPI) -> None:
+    """Make the served OpenAPI spec say what the API answers: 400 with ``ErrorOut``, never 422."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.get("responses", {})
+                if responses.pop("422", None) is not None and "400" not in responses:
+                    responses["400"] = {"description": "Bad Request", "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
+        components = schema.get("components", {}).get("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Make every error the API raises answer in the SDK's shape."""
+    """Make every error the API raises answer in the SDK's shape (and the spec say so)."""
+    _document_bad_requests(app)
 
     @app.exception_handler(ApiError)
     async def _api(request: Request, error: ApiError) -> JSONResponse:
@@ -64,7 +88,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         fields = [{"field": _field(tuple(e["loc"])), "message": e["msg"]} for e in error.errors()]
         summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
-        return _body(422, f"invalid request: {summary}", fields=fields)
+        return _body(400, f"invalid request: {summary}", fields=fields)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, error: HTTPException) -> JSONResponse:

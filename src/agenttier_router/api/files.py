@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path as FsPath
 from typing import Annotated, Any, Protocol, runtime_checkable
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from starlette.convertors import PathConvertor, register_url_convertor
@@ -43,11 +43,11 @@ from agenttier_router.controlplane.localfiles import (
     write_file,
 )
 
+from .acting import Namespace, SandboxId, act, caller_of
 from .auth import Access, Identity
 from .context import services
 from .models import ErrorOut
 from .models_sdk import FileEntryOut, FileListOut, FileWrittenOut
-from .sandboxes import _act, _caller_of
 
 __all__ = ["HasWorkdirs", "router"]
 
@@ -57,8 +57,6 @@ router = APIRouter(prefix="/api/v1", responses={
     503: {"model": ErrorOut},
 })
 
-SandboxId = Annotated[str, Path(min_length=1, max_length=253)]
-Namespace = Annotated[str | None, Query(min_length=1, max_length=63)]
 FilePath = Annotated[str, Query(max_length=4096)]
 _STREAM_CHUNK = 1 << 20  # fewer thread-pool hops per file: a 64 KiB chunk ran at 1/5 of cp
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -107,11 +105,11 @@ def _attachment(name: str) -> str:
 
 @router.get("/sandboxes/{sandbox_id}/files/", response_model=FileListOut)
 def list_files(sandbox_id: SandboxId, request: Request,
-               identity: Annotated[Identity, _caller_of("files.list")],
+               identity: Annotated[Identity, caller_of("files.list")],
                path: FilePath = WORKSPACE, namespace: Namespace = None) -> FileListOut:
     """List a directory in the sandbox (default ``/workspace``)."""
     plane = services(request).control_plane
-    listing = _act(request, identity, "files.list", sandbox_id, namespace, Access.OWN,
+    listing = act(request, identity, "files.list", sandbox_id, namespace, Access.OWN,
                    lambda s: list_dir(_root(plane, s), path),
                    details=lambda found: {"entries": len(found.entries)},
                    request_details={"path": _shown(path)})
@@ -123,11 +121,11 @@ def list_files(sandbox_id: SandboxId, request: Request,
 @router.get("/sandboxes/{sandbox_id}/files/{file_path:anypath}", response_class=StreamingResponse,
             responses={200: {"content": {"application/octet-stream": {}}}})
 def read_file(sandbox_id: SandboxId, file_path: str, request: Request,
-              identity: Annotated[Identity, _caller_of("files.read")],
+              identity: Annotated[Identity, caller_of("files.read")],
               namespace: Namespace = None) -> StreamingResponse:
     """Download one file (at most 32 MiB), streamed."""
     plane = services(request).control_plane
-    opened = _act(request, identity, "files.read", sandbox_id, namespace, Access.OWN,
+    opened = act(request, identity, "files.read", sandbox_id, namespace, Access.OWN,
                   lambda s: open_file(_root(plane, s), file_path),
                   details=lambda o: {"bytes": o.size},
                   request_details={"path": _shown(file_path)})
@@ -182,7 +180,7 @@ async def _pump(request: Request, chunks: queue.SimpleQueue[Any],
 @router.put("/sandboxes/{sandbox_id}/files/{file_path:anypath}", status_code=201,
             response_model=FileWrittenOut)
 async def write_file_route(sandbox_id: SandboxId, file_path: str, request: Request,
-                           identity: Annotated[Identity, _caller_of("files.write")],
+                           identity: Annotated[Identity, caller_of("files.write")],
                            namespace: Namespace = None) -> FileWrittenOut:
     """Create or replace a file from the raw body (at most 32 MiB); parents are made.
 
@@ -197,7 +195,7 @@ async def write_file_route(sandbox_id: SandboxId, file_path: str, request: Reque
 
     shown = _shown(file_path)
     writer = asyncio.ensure_future(run_in_threadpool(
-        _act, request, identity, "files.write", sandbox_id, namespace, Access.OWN, write,
+        act, request, identity, "files.write", sandbox_id, namespace, Access.OWN, write,
         lambda n: {"bytes": n}, {"path": shown}))
     try:
         await _pump(request, chunks, writer)
@@ -210,7 +208,7 @@ async def write_file_route(sandbox_id: SandboxId, file_path: str, request: Reque
 @router.get("/sandboxes/{sandbox_id}/archive", response_class=StreamingResponse,
             responses={200: {"content": {"application/zip": {}}}})
 def archive_files(sandbox_id: SandboxId, request: Request,
-                  identity: Annotated[Identity, _caller_of("files.archive")],
+                  identity: Annotated[Identity, caller_of("files.archive")],
                   path: FilePath = WORKSPACE, namespace: Namespace = None) -> StreamingResponse:
     """Download a directory (default ``/workspace``) as a zip, streamed as it is made."""
     plane = services(request).control_plane
@@ -220,7 +218,7 @@ def archive_files(sandbox_id: SandboxId, request: Request,
         found.append(sandbox)
         return archive(_root(plane, sandbox), path)
 
-    stream = _act(request, identity, "files.archive", sandbox_id, namespace, Access.OWN, start,
+    stream = act(request, identity, "files.archive", sandbox_id, namespace, Access.OWN, start,
                   request_details={"path": _shown(path)})
     base = _UNSAFE.sub("", found[0].name + "-" + (FsPath(_shown(path)).name or "workspace"))
     return StreamingResponse(stream, media_type="application/zip", headers={

@@ -8,7 +8,7 @@ and, under ``--dev-auth``, that a browser on another site cannot drive the Route
   and a streamed body is counted as it arrives and refused once it passes;
 - the body of a request without a valid key is never read: the app sees an
   empty body, so the handler's authentication answers 401 (and records the
-  attempt), never a 422 about a body nobody was entitled to send (the one
+  attempt), never a 400 about a body nobody was entitled to send (the one
   exception is the ``/ui/`` sign-in form, whose body is the key; it is capped);
 - a file upload (``PUT …/files/<path>``) is left to its handler, which
   streams it to disk and refuses (and records) one over a whole file's limit.

@@ -2,7 +2,7 @@
 
 Fields are camelCase on the wire. Request models ignore fields they do not
 know (newer clients may send more); every field they do know is checked, and
-a bad one is a 422 that names it.
+a bad one is a 400 that names it.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import dataclasses
 import io
 import json
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request
@@ -36,16 +36,14 @@ from agenttier_router.storage import (
     CostFilter,
     CostSnapshot,
     GroupBy,
-    InvalidQuery,
     NoopBackend,
     Page,
     SandboxEvent,
     SandboxEventFilter,
     SQLBackend,
     format_ts,
-    parse_ts,
 )
-from agenttier_router.storage.filters import MAX_LIMIT, duration_before
+from agenttier_router.storage.filters import MAX_LIMIT
 from agenttier_router.storage.rollups import series as cost_series
 
 from .auth import Identity
@@ -66,15 +64,13 @@ from .models import (
     SandboxEventOut,
     SandboxEventsOut,
 )
+from .queries import build_filter, caught_up, days_before, moment, storage_notice
 
-__all__ = ["READ_WAIT", "router"]
-
-READ_WAIT = 1.0
-"""Seconds a read waits for the recorder to write what was enqueued before it."""
+__all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", responses={
     400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut},
-    422: {"model": ErrorOut}, 503: {"model": ErrorOut},
+    503: {"model": ErrorOut},
 })
 
 Text = Annotated[str | None, Query(min_length=1, max_length=255)]
@@ -97,49 +93,6 @@ def _admin(request: Request) -> tuple[Services, Identity]:
             raise ApiError(401, "a valid X-API-Key header is required")
         raise ApiError(403, reason)
     return state, identity
-
-
-def _moment(value: str | None, name: str) -> datetime | None:
-    """An RFC3339 time with a zone, or a time before now (``24h``, ``7d``), as the CLI reads."""
-    if value is None:
-        return None
-    try:
-        return duration_before(value, datetime.now(UTC)) or parse_ts(value)
-    except (ValueError, OverflowError):  # "0001-01-01T00:00:00+01:00" is before year 1 in UTC
-        raise ApiError(422, f"invalid request: {name}: neither an RFC3339 time with a zone "
-                            f"(2026-11-26T17:00:00Z) nor a duration before now (30m, 24h, 7d, "
-                            f"2w): {value[:64]!r}") from None
-
-
-def _days_before(moment: datetime, days: int) -> datetime:
-    """``moment`` less ``days`` days, or the earliest time there is (an ``until`` in year 1)."""
-    try:
-        return moment - timedelta(days=days)
-    except OverflowError:
-        return datetime.min.replace(tzinfo=UTC)
-
-
-def _build(kind: Any, **fields: Any) -> Any:
-    """Build a storage filter; a value it refuses is a 422 that names the field.
-
-    A malformed cursor is an :class:`InvalidQuery`, which the error handler
-    answers with 400 (as a backend's InvalidQuery is), naming ``cursor``.
-    """
-    try:
-        return kind(**{k: v for k, v in fields.items() if v is not None})
-    except InvalidQuery:
-        raise
-    except ValueError as error:
-        raise ApiError(422, f"invalid request: {error}") from None
-
-
-def _notice(state: Services) -> str | None:
-    """What a history answer says while storage is off (it is empty then)."""
-    return None if state.storage.enabled else STORAGE_OFF
-
-
-def _caught_up(state: Services) -> None:
-    state.recorder.wait_written(READ_WAIT)
 
 
 def _details(text: str) -> dict[str, Any]:
@@ -248,13 +201,13 @@ def audit_events(
 ) -> AuditEventsOut:
     """The audit log, newest first, from the store (admins only)."""
     state, _ = _admin(request)
-    query = _build(AuditFilter, actor=actor, sandbox_id=sandbox, action=action,
+    query = build_filter(AuditFilter, actor=actor, sandbox_id=sandbox, action=action,
                    resource=resource, namespace=namespace, outcome=outcome,
-                   since=_moment(since, "since"), until=_moment(until, "until"), limit=limit,
+                   since=moment(since, "since"), until=moment(until, "until"), limit=limit,
                    cursor=cursor)
     if isinstance(state.backend, NoopBackend):
         return _recent(state, query)
-    _caught_up(state)
+    caught_up(state)
     page = state.backend.list_audit_events(query)
     return AuditEventsOut(events=[_audit_out(e) for e in page.items], next_cursor=page.next_cursor)
 
@@ -272,25 +225,25 @@ def sandbox_events(
 ) -> SandboxEventsOut:
     """Lifecycle transitions, newest first (admins only)."""
     state, _ = _admin(request)
-    query = _build(SandboxEventFilter, sandbox_id=sandbox, namespace=namespace, phase=phase,
-                   since=_moment(since, "since"), until=_moment(until, "until"), limit=limit,
+    query = build_filter(SandboxEventFilter, sandbox_id=sandbox, namespace=namespace, phase=phase,
+                   since=moment(since, "since"), until=moment(until, "until"), limit=limit,
                    cursor=cursor)
-    _caught_up(state)
+    caught_up(state)
     page = state.backend.list_sandbox_events(query)
-    return SandboxEventsOut(next_cursor=page.next_cursor, notice=_notice(state),
+    return SandboxEventsOut(next_cursor=page.next_cursor, notice=storage_notice(state),
                             events=[_sandbox_event_out(e) for e in page.items])
 
 
 def _totals(state: Services, query: CostFilter, group_by: GroupBy,
             since: datetime | None, until: datetime | None) -> CostTotalsOut:
-    _caught_up(state)
+    caught_up(state)
     totals = state.backend.summarize_costs(query, group_by)
     return CostTotalsOut(
         group_by=group_by, since=format_ts(since) if since else None,
         until=format_ts(until) if until else None,
         totals=[CostTotalOut(key=t.key, cpu_hours=t.cpu_hours, mem_gb_hours=t.mem_gb_hours,
                              estimated_usd=t.estimated_usd, samples=t.samples) for t in totals],
-        total_usd=sum(t.estimated_usd for t in totals), notice=_notice(state),
+        total_usd=sum(t.estimated_usd for t in totals), notice=storage_notice(state),
     )
 
 
@@ -309,18 +262,18 @@ def cost_records(
 ) -> CostSnapshotsOut | CostTotalsOut:
     """Cost snapshots newest first; with ``groupBy``, totals over the window (admins only)."""
     state, _ = _admin(request)
-    start, end = _moment(since, "since"), _moment(until, "until")
+    start, end = moment(since, "since"), moment(until, "until")
     if group_by is not None:
         if cursor is not None:
-            raise ApiError(422, "invalid request: cursor: totals are not paged")
-        query = _build(CostFilter, sandbox_id=sandbox, namespace=namespace, owner=owner,
+            raise ApiError(400, "invalid request: cursor: totals are not paged")
+        query = build_filter(CostFilter, sandbox_id=sandbox, namespace=namespace, owner=owner,
                        template=template, since=start, until=end)
         return _totals(state, query, group_by, start, end)
-    query = _build(CostFilter, sandbox_id=sandbox, namespace=namespace, owner=owner,
+    query = build_filter(CostFilter, sandbox_id=sandbox, namespace=namespace, owner=owner,
                    template=template, since=start, until=end, limit=limit, cursor=cursor)
-    _caught_up(state)
+    caught_up(state)
     page = state.backend.list_cost_snapshots(query)
-    return CostSnapshotsOut(next_cursor=page.next_cursor, notice=_notice(state),
+    return CostSnapshotsOut(next_cursor=page.next_cursor, notice=storage_notice(state),
                             snapshots=[_cost_out(s) for s in page.items])
 
 
@@ -332,11 +285,6 @@ Format = Literal["csv", "jsonl"]
 _MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 
 
-def _refused(error: ApiError) -> ApiError:
-    """An export answers a bad filter with 400 (the listings' 422), before any row."""
-    return ApiError(400, error.message) if error.status == 422 else error
-
-
 def _export_query(kind: Callable[..., Q], params: dict[str, str | None], fmt: str | None,
                   since: str | None, until: str | None) -> tuple[Format, Q]:
     """Check an export's format and filter by hand, so that a bad one is a 400 naming it."""
@@ -346,11 +294,8 @@ def _export_query(kind: Callable[..., Q], params: dict[str, str | None], fmt: st
         if value is not None and not 1 <= len(value) <= 255:
             shown = "sandbox" if name == "sandbox_id" else name  # the query parameter's name
             raise ApiError(400, f"invalid request: {shown}: must be 1 to 255 characters")
-    try:
-        query = _build(kind, since=_moment(since, "since"), until=_moment(until, "until"),
-                       limit=MAX_LIMIT, **params)
-    except ApiError as error:
-        raise _refused(error) from None
+    query = build_filter(kind, since=moment(since, "since"), until=moment(until, "until"),
+                   limit=MAX_LIMIT, **params)
     return fmt, query  # type: ignore[return-value]
 
 
@@ -409,7 +354,7 @@ def _export(
                if value is not None and name not in ("limit", "cursor")}
     state.recording.audit(identity, "export", resource=what,
                           details={"format": fmt, "filter": filters})
-    _caught_up(state)
+    caught_up(state)
     first = fetch(query)
     rows = (shape(item) for item in _all_rows(fetch, query, first))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -505,11 +450,11 @@ def cost_series_endpoint(
 ) -> CostSeriesResponse:
     """Costs per UTC hour or day and per group (default: the last 30 days; admins only)."""
     state, _ = _admin(request)
-    end = _moment(until, "until")
-    start = _moment(since, "since") or _days_before(end or datetime.now(UTC), 30)
-    query = _build(CostFilter, sandbox_id=sandbox, namespace=namespace, owner=owner,
+    end = moment(until, "until")
+    start = moment(since, "since") or days_before(end or datetime.now(UTC), 30)
+    query = build_filter(CostFilter, sandbox_id=sandbox, namespace=namespace, owner=owner,
                    template=template, since=start, until=end)
-    _caught_up(state)
+    caught_up(state)
     backend = state.backend
     if isinstance(backend, SQLBackend):
         lines, totals = cost_series(backend, query, bucket, group_by)

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Path, Request
 
 from agenttier_router.controlplane import Template
 
-from .audited import audited_caller, recorded_call
+from .acting import audited_caller, recorded_call
 from .errors import ApiError
 from .models import ErrorOut
 from .models_sdk import TemplateOut, TemplatesOut

@@ -14,9 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
-import math
 import os
-import re
 import selectors
 import shutil
 import signal
@@ -50,18 +48,14 @@ from .base import (
     Transition,
     TransitionSink,
 )
+from .checks import check_command, check_identity, check_label, check_timeout
 from .localstate import STATE_FILE, SandboxStore, Saved
+from .output import OutputCapture, marker
 
 __all__ = ["HEARTBEAT", "LocalControlPlane"]
 
 _log = logging.getLogger(__name__)
 
-_LABEL = re.compile(r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?")  # RFC 1123, at most 63 chars
-_MAX_TIMEOUT = 3600.0
-_MAX_IDENTITY = 255
-# Linux refuses a single argument of 128 KiB or more (MAX_ARG_STRLEN) with E2BIG.
-_MAX_COMMAND_BYTES = 128 * 1024 - 1
-_OUTPUT_CAP = 1 << 20
 _TIMEOUT_EXIT = 124
 _PATH = "/usr/local/bin:/usr/bin:/bin"
 _READ_SIZE = 1 << 16
@@ -190,8 +184,8 @@ class LocalControlPlane:
         Raises :class:`InvalidRequest` for a bad name or namespace (RFC 1123 labels)
         or an unknown template, and :class:`SandboxConflict` if the name is taken.
         """
-        _check_label(name, "name")
-        _check_label(namespace, "namespace")
+        check_label(name, "name")
+        check_label(namespace, "namespace")
         for value, what in ((owner, "owner"), (owner_email, "owner_email")):
             if not isinstance(value, str):
                 raise InvalidRequest(f"{what} must be a string")
@@ -312,8 +306,8 @@ class LocalControlPlane:
         exit code 124, ``timed_out=True`` and the output captured so far. A command
         killed by stop or delete ends with 128 + the signal number (137).
         """
-        _check_command(command)
-        _check_timeout(timeout)
+        check_command(command)
+        check_timeout(timeout)
         run = _Exec()
         with self._lock:
             self._check_open()
@@ -336,7 +330,7 @@ class LocalControlPlane:
             raise InvalidRequest(f"kind must be 'user' or 'group' (got {kind!r})")
         if level not in ("viewer", "collaborator"):
             raise InvalidRequest(f"level must be 'viewer' or 'collaborator' (got {level!r})")
-        _check_identity(identity)
+        check_identity(identity)
         with self._lock:
             self._check_open()
             entry = self._entry(name, namespace)
@@ -352,7 +346,7 @@ class LocalControlPlane:
 
     def unshare(self, name: str, namespace: str, identity: str) -> Sandbox:
         """Revoke every share ``identity`` holds, as a user or as a group (none is fine)."""
-        _check_identity(identity)
+        check_identity(identity)
         with self._lock:
             self._check_open()
             entry = self._entry(name, namespace)
@@ -499,7 +493,7 @@ class LocalControlPlane:
         """Start the command, collect its output, and end its process group."""
         with self._lock:
             if run.killed:  # stopped or deleted since exec was accepted: start nothing
-                return ExecResult("", _marker(f"killed: {run.killed}"), 128 + signal.SIGKILL)
+                return ExecResult("", marker(f"killed: {run.killed}"), 128 + signal.SIGKILL)
         try:
             proc = subprocess.Popen(
                 ["/bin/sh", "-c", command], cwd=entry.workdir, env=_environment(entry.workdir),
@@ -532,43 +526,25 @@ class LocalControlPlane:
         stdout = out.text("stdout")
         stderr = err.text("stderr")
         if timed_out:
-            return ExecResult(stdout, stderr + _marker(f"timed out after {timeout:g} s"),
+            return ExecResult(stdout, stderr + marker(f"timed out after {timeout:g} s"),
                               _TIMEOUT_EXIT, timed_out=True)
         code = proc.returncode
         if run.killed:
-            stderr += _marker(f"killed: {run.killed}")
+            stderr += marker(f"killed: {run.killed}")
         return ExecResult(stdout, stderr, 128 - code if code < 0 else code)
 
-
-class _Capture:
-    """One output stream, kept up to 1 MiB; the rest is read and counted, then dropped."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.dropped = 0
-
-    def add(self, chunk: bytes) -> None:
-        room = _OUTPUT_CAP - len(self.data)
-        self.data += chunk[:room]
-        self.dropped += max(0, len(chunk) - room)
-
-    def text(self, stream: str) -> str:
-        text = self.data.decode("utf-8", errors="replace")
-        if self.dropped:
-            text += _marker(f"{stream} truncated at 1 MiB; {self.dropped} more bytes dropped")
-        return text
 
 
 def _collect(
     proc: subprocess.Popen[bytes], timeout: float, end_group: Callable[[], None]
-) -> tuple[_Capture, _Capture, bool]:
+) -> tuple[OutputCapture, OutputCapture, bool]:
     """Read stdout and stderr until the leader exits or ``timeout`` passes; then end the group.
 
     Waiting on the leader rather than on end-of-file means that a background
     process holding the pipes (``sleep 30 &``) cannot keep the exec waiting.
     """
     assert proc.stdout is not None and proc.stderr is not None
-    captures = {proc.stdout.fileno(): _Capture(), proc.stderr.fileno(): _Capture()}
+    captures = {proc.stdout.fileno(): OutputCapture(), proc.stderr.fileno(): OutputCapture()}
     deadline = time.monotonic() + timeout
     timed_out = False
     try:
@@ -608,7 +584,7 @@ def _collect(
     return captures[proc.stdout.fileno()], captures[proc.stderr.fileno()], timed_out
 
 
-def _read(fd: int, capture: _Capture) -> bool:
+def _read(fd: int, capture: OutputCapture) -> bool:
     """Read what is available; False at end of file or when nothing is ready."""
     try:
         chunk = os.read(fd, _READ_SIZE)
@@ -631,10 +607,6 @@ def _kill_execs(entry: _Entry, why: str) -> None:
         run.killed = run.killed or why
         if run.proc is not None:
             _kill_group(run.proc)
-
-
-def _marker(text: str) -> str:
-    return f"\n[agenttier: {text}]\n"
 
 
 def _environment(workdir: Path) -> dict[str, str]:
@@ -712,40 +684,6 @@ def _refuse_deleting(entry: _Entry, action: str) -> None:
             f"cannot {action} {_describe(entry.sandbox.name, entry.sandbox.namespace)}: "
             "it is Deleting"
         )
-
-
-def _check_label(value: object, what: str) -> None:
-    if not isinstance(value, str) or _LABEL.fullmatch(value) is None:
-        raise InvalidRequest(
-            f"{what} must be an RFC 1123 label: 1-63 lowercase letters, digits and '-', "
-            f"starting and ending with a letter or digit (got {value!r})"
-        )
-
-
-def _check_identity(identity: object) -> None:
-    if not isinstance(identity, str) or not identity.strip() or len(identity) > _MAX_IDENTITY:
-        raise InvalidRequest(
-            f"identity must be a non-blank string of at most {_MAX_IDENTITY} characters"
-        )
-
-
-def _check_command(command: object) -> None:
-    if not isinstance(command, str) or not command.strip():
-        raise InvalidRequest("command must be a non-empty string")
-    if "\x00" in command:
-        raise InvalidRequest("command must not contain a NUL character")
-    try:
-        size = len(command.encode("utf-8"))
-    except UnicodeEncodeError as error:
-        raise InvalidRequest("command must be valid Unicode text") from error
-    if size > _MAX_COMMAND_BYTES:
-        raise InvalidRequest(f"command is too long: {size} bytes (at most {_MAX_COMMAND_BYTES})")
-
-
-def _check_timeout(timeout: object) -> None:
-    if (isinstance(timeout, bool) or not isinstance(timeout, int | float)
-            or not math.isfinite(timeout) or not 0 < timeout <= _MAX_TIMEOUT):
-        raise InvalidRequest(f"timeout must be a number of seconds in (0, 3600] (got {timeout!r})")
 
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ import yaml
 
 from .base import InvalidRequest, Template
 
-__all__ = ["DEFAULT_TEMPLATES", "load_templates"]
+__all__ = ["DEFAULT_TEMPLATES", "load_templates", "parse_cpu", "parse_memory_gib"]
 
 DEFAULT_TEMPLATES: Mapping[str, Template] = MappingProxyType({
     "general-coding": Template(
@@ -80,7 +80,7 @@ def _number(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _cpu(value: object) -> float | None:
+def parse_cpu(value: object) -> float | None:
     """vCPUs from a number or a quantity string (``"500m"`` is 0.5), or None if invalid."""
     if isinstance(value, str):
         parsed = _quantity(value)
@@ -88,7 +88,7 @@ def _cpu(value: object) -> float | None:
     return _number(value)
 
 
-def _memory_gib(value: object) -> float | None:
+def parse_memory_gib(value: object) -> float | None:
     """GiB from a number of GiB or a quantity string of bytes, or None if invalid."""
     if isinstance(value, str):
         parsed = _quantity(value)
@@ -112,12 +112,12 @@ def _template(entry: object, where: str) -> Template:
             f"{where}: name is required: a non-empty string without surrounding spaces"
         )
     where = f"{where} ({name!r})"
-    cpu = _cpu(entry.get("cpu"))
+    cpu = parse_cpu(entry.get("cpu"))
     if cpu is None or cpu <= 0:
         raise InvalidRequest(
             f"{where}: cpu must be a number of vCPUs > 0 (got {entry.get('cpu')!r})"
         )
-    memory = _memory_gib(entry.get("memory"))
+    memory = parse_memory_gib(entry.get("memory"))
     if memory is None or memory <= 0:
         raise InvalidRequest(
             f"{where}: memory must be a quantity such as 1Gi, 256Mi or 512M, or a number of "

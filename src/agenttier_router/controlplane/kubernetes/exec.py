@@ -26,7 +26,7 @@ from kubernetes.stream import ws_client
 from websocket import WebSocketBadStatusException, WebSocketException
 
 from ..base import ControlPlaneError, ControlPlaneUnavailable, ExecResult, SandboxConflict
-from ..local import _Capture, _marker
+from ..output import OutputCapture, marker
 from ._api import describe_forbidden
 
 __all__ = ["CONTAINER", "TIMEOUT_EXIT", "run_in_pod"]
@@ -94,7 +94,7 @@ def run_in_pod(api_client: ApiClient, namespace: str, pod: str, command: str, ti
     except (WebSocketException, OSError) as error:
         raise ControlPlaneUnavailable(
             f"exec failed: the Kubernetes API server cannot be reached: {error}") from error
-    out, err = _Capture(), _Capture()
+    out, err = OutputCapture(), OutputCapture()
     status = b""
     deadline = time.monotonic() + timeout
     timed_out = False
@@ -121,7 +121,7 @@ def run_in_pod(api_client: ApiClient, namespace: str, pod: str, command: str, ti
             client.sock.shutdown()  # close() leaves the socket open if the peer hung up first
     stdout, stderr = out.text("stdout"), err.text("stderr")
     if timed_out:
-        return ExecResult(stdout, stderr + _marker(f"timed out after {timeout:g} s"),
+        return ExecResult(stdout, stderr + marker(f"timed out after {timeout:g} s"),
                           TIMEOUT_EXIT, timed_out=True)
     code, note = _exit_code(status)
-    return ExecResult(stdout, stderr + (_marker(note) if note else ""), code)
+    return ExecResult(stdout, stderr + (marker(note) if note else ""), code)

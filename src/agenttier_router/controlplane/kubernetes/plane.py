@@ -46,7 +46,7 @@ from ..base import (
     Transition,
     TransitionSink,
 )
-from ..local import _check_command, _check_identity, _check_label, _check_timeout
+from ..checks import check_command, check_identity, check_label, check_timeout
 from ._api import (
     ACTION_ANNOTATION,
     API_VERSION,
@@ -107,7 +107,7 @@ class KubernetesControlPlane:
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         if namespace is not None:
-            _check_label(namespace, "namespace")
+            check_label(namespace, "namespace")
         self._api = api_client
         self._custom = CustomObjectsApi(api_client)
         self._core = CoreV1Api(api_client)
@@ -302,8 +302,8 @@ class KubernetesControlPlane:
         Raises :class:`InvalidRequest` for a bad name or an unknown template, and
         :class:`SandboxConflict` if the name is taken in that namespace.
         """
-        _check_label(name, "name")
-        _check_label(namespace, "namespace")
+        check_label(name, "name")
+        check_label(namespace, "namespace")
         for value, what in ((owner, "owner"), (owner_email, "owner_email")):
             if not isinstance(value, str):
                 raise InvalidRequest(f"{what} must be a string")
@@ -376,8 +376,8 @@ class KubernetesControlPlane:
 
         Raises :class:`SandboxConflict` (``sandbox is not running``) unless Running.
         """
-        _check_command(command)
-        _check_timeout(timeout)
+        check_command(command)
+        check_timeout(timeout)
         sandbox = self.get(name, namespace)
         obj = self._raw((namespace, name)) or {}
         status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
@@ -395,7 +395,7 @@ class KubernetesControlPlane:
             raise InvalidRequest(f"kind must be 'user' or 'group' (got {kind!r})")
         if level not in ("viewer", "collaborator"):
             raise InvalidRequest(f"level must be 'viewer' or 'collaborator' (got {level!r})")
-        _check_identity(identity)
+        check_identity(identity)
         field = "users" if kind == "user" else "groups"
 
         def grant(sharing: _Sharing) -> bool:
@@ -414,7 +414,7 @@ class KubernetesControlPlane:
     def unshare(self, name: str, namespace: str, identity: str) -> Sandbox:
         """Revoke every share ``identity`` holds (none is fine), as :meth:`share` does, then a
         ``ShareRevoked`` Event."""
-        _check_identity(identity)
+        check_identity(identity)
 
         def revoke(sharing: _Sharing) -> bool:
             changed = False

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..base import InvalidRequest, Template
-from ..templates import _cpu, _memory_gib
+from ..templates import parse_cpu, parse_memory_gib
 
 __all__ = ["CLUSTER_KIND", "MAX_DEPTH", "NAMESPACED_KIND", "effective_template", "resolve"]
 
@@ -79,8 +79,8 @@ def _requests(resources: object) -> tuple[float, float]:
     limits = resources.get("limits")
     requests = requests if isinstance(requests, dict) else {}
     limits = limits if isinstance(limits, dict) else {}
-    cpu = _cpu(requests.get("cpu", limits.get("cpu", 0))) or 0.0
-    memory = _memory_gib(requests.get("memory", limits.get("memory", 0))) or 0.0
+    cpu = parse_cpu(requests.get("cpu", limits.get("cpu", 0))) or 0.0
+    memory = parse_memory_gib(requests.get("memory", limits.get("memory", 0))) or 0.0
     # A number of memory from the API server is bytes, not GiB as in our templates file.
     raw_memory = requests.get("memory", limits.get("memory"))
     if isinstance(raw_memory, int | float) and not isinstance(raw_memory, bool):

@@ -23,7 +23,7 @@ from kubernetes import config as _config
 from kubernetes.config.config_exception import ConfigException
 
 from ..base import InvalidRequest, TransitionSink
-from ..local import _check_label
+from ..checks import check_label
 from .plane import KubernetesControlPlane
 
 __all__ = ["KubernetesURL", "from_url", "parse_url"]
@@ -69,7 +69,7 @@ def parse_url(url: str) -> KubernetesURL:
                                  "value")
         values[key] = given[0]
     if values["namespace"] is not None:
-        _check_label(values["namespace"], "namespace")
+        check_label(values["namespace"], "namespace")
     return KubernetesURL(values["context"], values["namespace"])
 
 

@@ -9,40 +9,30 @@ says how many were suppressed::
     log = RateLimitedLog(logging.getLogger("agenttier_router.storage.recorder"), 10.0)
     log("unavailable", logging.WARNING, "write failed: %s", describe(error))
 
-Messages pass through :func:`scrub`, so that a driver message quoting a DSN
-cannot leak its password; storage errors are scrubbed already, at the backend
-boundary.
+Messages pass through :func:`~agenttier_router.storage.sql.url.mask_secrets`,
+so that a driver message quoting a DSN cannot leak its password; storage
+errors are masked already, at the backend boundary.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
 
 from ..errors import StorageError
+from ..sql.url import mask_secrets
 
-__all__ = ["RateLimitedLog", "describe", "scrub"]
-
-_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][\w+.-]*://[^\s:/@]*:)[^\s/]+@")
-_KEYWORD_PASSWORD = re.compile(r"(?P<head>\bpassword\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|\S+)", re.I)
-
-
-def scrub(text: str) -> str:
-    """Return ``text`` with URL passwords and ``password=…`` values replaced by ``***``."""
-    text = _URL_PASSWORD.sub(r"\g<head>***@", text)
-    return _KEYWORD_PASSWORD.sub(r"\g<head>***", text)
-
+__all__ = ["RateLimitedLog", "describe"]
 
 def describe(error: BaseException) -> str:
     """Return a one-line, password-free description of ``error`` for a log line."""
     lines = str(error).strip().splitlines()
     first = lines[0] if lines else ""
     if isinstance(error, StorageError):
-        return scrub(first or type(error).__name__)
-    return scrub(f"{type(error).__name__}: {first}" if first else type(error).__name__)
+        return mask_secrets(first or type(error).__name__)
+    return mask_secrets(f"{type(error).__name__}: {first}" if first else type(error).__name__)
 
 
 class RateLimitedLog:
@@ -78,7 +68,7 @@ class RateLimitedLog:
                 return False
             self._last[kind] = now
             suppressed = self._suppressed.pop(kind, 0)
-        text = scrub(message % args if args else message)
+        text = mask_secrets(message % args if args else message)
         if suppressed:
             text += f" ({suppressed} more like this suppressed in the last {self.interval:g}s)"
         self.logger.log(level, "%s", text)
