@@ -62,6 +62,14 @@ TOKEN = "fake-router-token"
 STATUS_CHANNEL = 3
 
 
+async def _end_tasks() -> None:
+    """Cancel every task still running on the loop (but this one) and wait for them to end."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def now_rfc3339(precise: bool = False) -> str:
     """Now, as Kubernetes writes times (seconds, or microseconds for ``eventTime``)."""
     now = datetime.now(UTC)
@@ -287,6 +295,9 @@ class FakeKubernetes:
             self.drop_watches()
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
             self._runner = None
+            # On a loaded machine a handler can outlive cleanup's grace period: end it
+            # here, so that no connection is left to be closed by the garbage collector.
+            asyncio.run_coroutine_threadsafe(_end_tasks(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         if not self._thread.is_alive():
