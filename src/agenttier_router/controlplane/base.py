@@ -266,7 +266,8 @@ class ControlPlane(Protocol):
         """Add a link to the sandbox, with a new id, ``used_count`` 0 and the token's hash.
 
         Raises :class:`InvalidRequest` for a bad level, hash, ``max_uses`` < 0 or a naive
-        ``expires_at``, and :class:`SandboxConflict` while the sandbox is Deleting.
+        ``expires_at``; the local plane also refuses a Deleting sandbox
+        (:class:`SandboxConflict`), as it does a share.
         """
 
     def revoke_share_link(self, name: str, namespace: str, link_id: str) -> Sandbox:
