@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from agenttier_router.controlplane import (
-    ControlPlane,
     Sandbox,
     SandboxConflict,
     SandboxNotFound,
@@ -45,13 +44,14 @@ from .models import (
     SandboxList,
     SandboxOut,
     ShareEntry,
+    ShareLinkOut,
     ShareRequest,
     SharingOut,
     UserOut,
     check_identity,
 )
 
-__all__ = ["router", "sandbox_out"]
+__all__ = ["router", "sandbox_out", "sharing_out"]
 
 # Any sandbox route may answer 400 (a body that is not even JSON), 404, and 409 (a name
 # used in several namespaces, without ?namespace=): the spec says so for every route.
@@ -74,10 +74,12 @@ def sandbox_out(sandbox: Sandbox) -> SandboxOut:
     )
 
 
-def _sharing(sandbox: Sandbox) -> SharingOut:
+def sharing_out(sandbox: Sandbox) -> SharingOut:
+    """A sandbox's grants and share links (oldest first), as ``GET …/share`` answers."""
     return SharingOut(
         users=[ShareEntry(identity=i, level=v) for i, v in sorted(sandbox.shares.users.items())],
         groups=[ShareEntry(identity=i, level=v) for i, v in sorted(sandbox.shares.groups.items())],
+        share_links=[ShareLinkOut.of(link) for link in sandbox.shares.links],
     )
 
 
@@ -212,7 +214,7 @@ async def exec_command(
 @router.get("/sandboxes/{sandbox_id}/share", response_model=SharingOut)
 def get_sharing(sandbox_id: SandboxId, request: Request, namespace: Namespace = None) -> SharingOut:
     """Who the sandbox is shared with."""
-    return _sharing(find_sandbox(services(request), caller(request), sandbox_id, namespace))
+    return sharing_out(find_sandbox(services(request), caller(request), sandbox_id, namespace))
 
 
 @router.post("/sandboxes/{sandbox_id}/share", response_model=SharingOut,
@@ -228,22 +230,7 @@ def share_sandbox(
         lambda s: cp.share(s.name, s.namespace, body.kind, body.identity, body.level),
         request_details={"identity": body.identity, "level": body.level, "kind": body.kind},
     )
-    return _sharing(sandbox)
-
-
-def _unshare(plane: ControlPlane, sandbox: Sandbox, identity: str,
-             kind: Literal["user", "group"] | None) -> Sandbox:
-    """Revoke ``identity``'s shares, or with ``kind`` only that kind's.
-
-    The control plane revokes both kinds at once; a grant of the other kind is
-    given back right after (a share made in between by another admin may be lost).
-    """
-    other: Literal["user", "group"] = "group" if kind == "user" else "user"
-    kept = (sandbox.shares.groups if kind == "user" else sandbox.shares.users).get(identity)
-    revoked = plane.unshare(sandbox.name, sandbox.namespace, identity)
-    if kind is None or kept is None:
-        return revoked
-    return plane.share(sandbox.name, sandbox.namespace, other, identity, kept)
+    return sharing_out(sandbox)
 
 
 def _revoke(request: Request, caller: Identity, sandbox_id: str, identity: str,
@@ -255,8 +242,9 @@ def _revoke(request: Request, caller: Identity, sandbox_id: str, identity: str,
     cp = services(request).control_plane
     details: dict[str, Any] = {"identity": identity} | ({"kind": kind} if kind else {})
     sandbox = act(request, caller, "unshare", sandbox_id, namespace, Access.OWN,
-                   lambda s: _unshare(cp, s, identity, kind), request_details=details)
-    return _sharing(sandbox)
+                   lambda s: cp.unshare(s.name, s.namespace, identity, kind),
+                   request_details=details)
+    return sharing_out(sandbox)
 
 
 Kind = Annotated[Literal["user", "group"] | None,

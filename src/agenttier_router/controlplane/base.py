@@ -12,6 +12,8 @@ The tree of errors::
       + SandboxConflict     the name is taken, or the sandbox is in the wrong phase
       + InvalidRequest      a bad template, name or command
       + ControlPlaneUnavailable  the plane cannot be reached now (the API answers 503)
+      + ShareLinkNotFound   no share link by that id, or no link with that token hash
+      + ShareLinkRefused    a share link that may not be redeemed (expired, used up, own sandbox)
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ __all__ = [
     "SandboxConflict",
     "SandboxNotFound",
     "ShareLevel",
+    "ShareLink",
+    "ShareLinkNotFound",
+    "ShareLinkRedeemed",
+    "ShareLinkRefused",
     "Shares",
     "Template",
     "Transition",
@@ -68,11 +74,29 @@ class Template:
 
 
 @dataclass(frozen=True, slots=True)
+class ShareLink:
+    """A share link on a sandbox, as anyone may see it: never its token, nor the token's hash.
+
+    Redeeming it grants ``level`` as a user share; it works until ``expires_at``
+    (None: for ever) and at most ``max_uses`` times (0: without limit).
+    """
+
+    id: str
+    """16 hex digits, unique within the sandbox."""
+    level: ShareLevel
+    expires_at: datetime | None = None
+    max_uses: int = 0
+    used_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Shares:
-    """Who a sandbox is shared with: identity -> level, for users and for groups."""
+    """Who a sandbox is shared with: identity -> level, for users and for groups, and its
+    share links, oldest first."""
 
     users: Mapping[str, ShareLevel] = field(default_factory=dict)
     groups: Mapping[str, ShareLevel] = field(default_factory=dict)
+    links: tuple[ShareLink, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +166,36 @@ class InvalidRequest(ControlPlaneError, ValueError):
     """A request the control plane refuses as malformed: unknown template, bad name, bad command."""
 
 
+class ShareLinkNotFound(ControlPlaneError):
+    """No share link by that id on the sandbox, or no link anywhere with that token hash."""
+
+
+class ShareLinkRefused(ControlPlaneError):
+    """A share link that exists but may not be redeemed now.
+
+    ``reason`` is ``expired``, ``exhausted`` (``maxUses`` reached) or ``owner`` (the
+    caller owns the sandbox); ``sandbox`` and ``link`` say which, for the audit log.
+    """
+
+    def __init__(self, message: str, *, reason: Literal["expired", "exhausted", "owner"],
+                 sandbox: Sandbox, link: ShareLink) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.sandbox = sandbox
+        self.link = link
+
+
+@dataclass(frozen=True, slots=True)
+class ShareLinkRedeemed:
+    """What a redeem did: the sandbox as it is now (the caller's user share in it), and the
+    link with its new ``used_count``. ``level`` is the share the caller now holds: the
+    link's, or the caller's own if that was already collaborator (a link never lowers one)."""
+
+    sandbox: Sandbox
+    link: ShareLink
+    level: ShareLevel
+
+
 class ControlPlaneUnavailable(ControlPlaneError):
     """The control plane cannot serve now (API server down, forbidden by RBAC, not yet synced).
 
@@ -193,14 +247,41 @@ class ControlPlane(Protocol):
               level: ShareLevel) -> Sandbox:
         """Grant (or change) a user's or group's share."""
 
-    def unshare(self, name: str, namespace: str, identity: str) -> Sandbox:
-        """Revoke every share ``identity`` holds, as a user or as a group."""
+    def unshare(self, name: str, namespace: str, identity: str,
+                kind: Literal["user", "group"] | None = None) -> Sandbox:
+        """Revoke the shares ``identity`` holds: only its user or group one with ``kind``,
+        else both (holding none is fine)."""
 
     def problem(self) -> ControlPlaneUnavailable | None:
         """Why the plane cannot serve now (for readiness), or None when it can."""
 
     def close(self) -> None:
         """Stop background work: a local plane stops its sandboxes, a Kubernetes one its watches."""
+
+    # -- Share links (issue 12). The plane never sees a token, only its SHA-256 (hex). --------
+
+    def create_share_link(self, name: str, namespace: str, *, token_hash: str,
+                          level: ShareLevel, expires_at: datetime | None,
+                          max_uses: int) -> ShareLink:
+        """Add a link to the sandbox, with a new id, ``used_count`` 0 and the token's hash.
+
+        Raises :class:`InvalidRequest` for a bad level, hash, ``max_uses`` < 0 or a naive
+        ``expires_at``; the local plane also refuses a Deleting sandbox
+        (:class:`SandboxConflict`), as it does a share.
+        """
+
+    def revoke_share_link(self, name: str, namespace: str, link_id: str) -> Sandbox:
+        """Remove one link; raises :class:`ShareLinkNotFound` when the sandbox has none by
+        that id."""
+
+    def redeem_share_link(self, token_hash: str, identity: str) -> ShareLinkRedeemed:
+        """Use the link whose token hashes to ``token_hash``: grant ``identity`` its level as a
+        user share and add one to its ``used_count``, as one atomic step (two redeems of a
+        link with one use left: exactly one wins, on any number of Routers).
+
+        Raises :class:`ShareLinkNotFound` for an unknown hash, and :class:`ShareLinkRefused`
+        when the link has expired, is used up, or ``identity`` owns the sandbox.
+        """
 
 
 @runtime_checkable

@@ -43,14 +43,25 @@ from .base import (
     SandboxConflict,
     SandboxNotFound,
     ShareLevel,
+    ShareLink,
+    ShareLinkNotFound,
+    ShareLinkRedeemed,
     Shares,
     Template,
     Transition,
     TransitionSink,
 )
 from .checks import check_command, check_identity, check_label, check_timeout
-from .localstate import STATE_FILE, SandboxStore, Saved
+from .localstate import STATE_FILE, SandboxStore, Saved, SavedLink
 from .output import OutputCapture, marker
+from .sharelinks import (
+    check_kind,
+    check_new_link,
+    is_token_hash,
+    new_link_id,
+    redeem_decision,
+    same_hash,
+)
 
 __all__ = ["HEARTBEAT", "LocalControlPlane"]
 
@@ -97,6 +108,7 @@ class _Entry:
     transitions: int = 0  # how many this sandbox has had: the sequence in each one's id
     running_since: datetime | None = None  # when its current running stretch began
     running_id: str = ""  # and the id of the transition that began it
+    links: list[SavedLink] = field(default_factory=list)  # its share links, oldest first
 
     def transition(self, phase: Phase, reason: str, message: str, time: datetime) -> None:
         """Queue a transition of the sandbox as it is now, with the next stable id."""
@@ -111,7 +123,14 @@ class _Entry:
 
     def saved(self) -> Saved:
         """The entry as the plane's store keeps it."""
-        return Saved(self.sandbox, self.transitions, self.running_since, self.running_id)
+        return Saved(self.sandbox, self.transitions, self.running_since, self.running_id,
+                     tuple(self.links))
+
+    def set_links(self, links: list[SavedLink]) -> None:
+        """Replace the share links, and the sandbox's view of them."""
+        self.links = links
+        shares = replace(self.sandbox.shares, links=tuple(x.link for x in links))
+        self.sandbox = replace(self.sandbox, shares=shares)
 
 
 class LocalControlPlane:
@@ -161,6 +180,7 @@ class LocalControlPlane:
         self._lock = threading.Lock()
         self._sandboxes: dict[tuple[str, str], _Entry] = {}
         self._namespaces: dict[str, set[str]] = {}  # name -> the namespaces that hold one
+        self._link_hashes: dict[str, tuple[str, str]] = {}  # token hash -> (namespace, name)
         self._closed = False
         self._setup = ThreadPoolExecutor(_SETUP_THREADS, thread_name_prefix="sandbox-setup")
         self._store = SandboxStore(self._root / STATE_FILE)
@@ -292,6 +312,8 @@ class LocalControlPlane:
         with self._lock:
             del self._sandboxes[namespace, name]
             self._store.forget(namespace, name)
+            for link in entry.links:
+                self._link_hashes.pop(link.token_hash, None)
             spaces = self._namespaces[name]
             spaces.discard(namespace)
             if not spaces:
@@ -337,28 +359,98 @@ class LocalControlPlane:
             _refuse_deleting(entry, "share")
             old = entry.sandbox.shares
             if kind == "user":
-                shares = Shares(users=_frozen({**old.users, identity: level}), groups=old.groups)
+                shares = replace(old, users=_frozen({**old.users, identity: level}))
             else:
-                shares = Shares(users=old.users, groups=_frozen({**old.groups, identity: level}))
+                shares = replace(old, groups=_frozen({**old.groups, identity: level}))
             entry.sandbox = replace(entry.sandbox, shares=shares)
             self._store.save(entry.saved())
             return entry.sandbox
 
-    def unshare(self, name: str, namespace: str, identity: str) -> Sandbox:
-        """Revoke every share ``identity`` holds, as a user or as a group (none is fine)."""
+    def unshare(self, name: str, namespace: str, identity: str,
+                kind: Literal["user", "group"] | None = None) -> Sandbox:
+        """Revoke the shares ``identity`` holds: only the user or group one with ``kind``,
+        else both (none is fine)."""
         check_identity(identity)
+        check_kind(kind)
         with self._lock:
             self._check_open()
             entry = self._entry(name, namespace)
             _refuse_deleting(entry, "unshare")
             old = entry.sandbox.shares
-            shares = Shares(
-                users=_frozen({k: v for k, v in old.users.items() if k != identity}),
-                groups=_frozen({k: v for k, v in old.groups.items() if k != identity}),
+            shares = replace(
+                old,
+                users=old.users if kind == "group" else
+                _frozen({k: v for k, v in old.users.items() if k != identity}),
+                groups=old.groups if kind == "user" else
+                _frozen({k: v for k, v in old.groups.items() if k != identity}),
             )
             entry.sandbox = replace(entry.sandbox, shares=shares)
             self._store.save(entry.saved())
             return entry.sandbox
+
+    # Share links (issue 12): kept with the sandbox in the state file, under the plane's lock.
+
+    def create_share_link(self, name: str, namespace: str, *, token_hash: str,
+                          level: ShareLevel, expires_at: datetime | None,
+                          max_uses: int) -> ShareLink:
+        """Add a link (see :meth:`ControlPlane.create_share_link`) and save it at once."""
+        check_new_link(token_hash, level, expires_at, max_uses)
+        with self._lock:
+            self._check_open()
+            entry = self._entry(name, namespace)
+            _refuse_deleting(entry, "add a share link to")
+            if token_hash in self._link_hashes:  # 2^-256 by chance: a caller reusing a token
+                raise SandboxConflict("a share link with this token already exists")
+            taken = {x.link.id for x in entry.links}
+            link_id = new_link_id()
+            while link_id in taken:
+                link_id = new_link_id()
+            link = ShareLink(id=link_id, level=level, expires_at=expires_at, max_uses=max_uses)
+            entry.set_links([*entry.links, SavedLink(link, token_hash)])
+            self._link_hashes[token_hash] = (namespace, name)
+            self._store.save(entry.saved())
+            return link
+
+    def revoke_share_link(self, name: str, namespace: str, link_id: str) -> Sandbox:
+        """Remove one link; :class:`ShareLinkNotFound` when there is none by that id."""
+        with self._lock:
+            self._check_open()
+            entry = self._entry(name, namespace)
+            gone = [x for x in entry.links if x.link.id == link_id]
+            if not gone:
+                raise ShareLinkNotFound(f"no share link {link_id!r} on "
+                                        f"{_describe(name, namespace)}")
+            entry.set_links([x for x in entry.links if x.link.id != link_id])
+            self._link_hashes.pop(gone[0].token_hash, None)
+            self._store.save(entry.saved())
+            return entry.sandbox
+
+    def redeem_share_link(self, token_hash: str, identity: str) -> ShareLinkRedeemed:
+        """Grant ``identity`` the link's level and count the use, in one step under the lock."""
+        check_identity(identity)
+        with self._lock:
+            self._check_open()
+            # The dict is keyed by the token's SHA-256: its lookup time says nothing about a
+            # token; the stored hash is still compared in constant time.
+            where = self._link_hashes.get(token_hash) if is_token_hash(token_hash) else None
+            entry = self._sandboxes.get(where) if where is not None else None
+            found = [i for i, x in enumerate(entry.links if entry else [])
+                     if same_hash(x.token_hash, token_hash)]
+            if entry is None or not found:
+                raise ShareLinkNotFound("share link not found")
+            _refuse_deleting(entry, "redeem a share link of")
+            index = found[0]
+            saved = entry.links[index]
+            level = redeem_decision(entry.sandbox, saved.link, identity, self._clock())
+            used = replace(saved.link, used_count=saved.link.used_count + 1)
+            links = list(entry.links)
+            links[index] = SavedLink(used, saved.token_hash)
+            entry.set_links(links)
+            old = entry.sandbox.shares
+            entry.sandbox = replace(entry.sandbox, shares=replace(
+                old, users=_frozen({**old.users, identity: level})))
+            self._store.save(entry.saved())
+            return ShareLinkRedeemed(entry.sandbox, used, level)
 
     def problem(self) -> ControlPlaneUnavailable | None:
         """Always None: a local plane is there as long as its process is."""
@@ -398,8 +490,10 @@ class LocalControlPlane:
             sandbox = saved.sandbox
             entry = _Entry(sandbox=sandbox, workdir=self._root / sandbox.namespace / sandbox.name,
                            transitions=saved.transitions, running_since=saved.running_since,
-                           running_id=saved.running_id)
+                           running_id=saved.running_id, links=list(saved.links))
             self._sandboxes[sandbox.namespace, sandbox.name] = entry
+            for link in saved.links:
+                self._link_hashes[link.token_hash] = (sandbox.namespace, sandbox.name)
             self._namespaces.setdefault(sandbox.name, set()).add(sandbox.namespace)
             if sandbox.phase is Phase.RUNNING and saved.running_since is not None:
                 # Announce the stretch again, under its own id (the store keeps it once),

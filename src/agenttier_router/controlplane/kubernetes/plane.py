@@ -42,11 +42,22 @@ from ..base import (
     SandboxConflict,
     SandboxNotFound,
     ShareLevel,
+    ShareLink,
+    ShareLinkNotFound,
+    ShareLinkRedeemed,
     Template,
     Transition,
     TransitionSink,
 )
 from ..checks import check_command, check_identity, check_label, check_timeout
+from ..sharelinks import (
+    check_kind,
+    check_new_link,
+    is_token_hash,
+    new_link_id,
+    redeem_decision,
+    same_hash,
+)
 from ._api import (
     ACTION_ANNOTATION,
     API_VERSION,
@@ -59,7 +70,16 @@ from ._api import (
 from .events import FIELD_SELECTOR, event_about, router_event, stand_in, transition_of_event
 from .exec import CONTAINER, run_in_pod
 from .informer import Informer, Key, key_of
-from .objects import meta, phase_of, sandbox_from, transition_for
+from .objects import (
+    format_time,
+    link_hash,
+    link_of,
+    meta,
+    parse_time,
+    phase_of,
+    sandbox_from,
+    transition_for,
+)
 from .templates import CLUSTER_KIND, NAMESPACED_KIND, effective_template, resolve
 
 __all__ = ["KubernetesControlPlane"]
@@ -70,8 +90,9 @@ _CONFLICT_RETRIES = 5
 _TOMBSTONES = 1_000
 _MERGE_PATCH = "application/merge-patch+json"
 _Sharing = dict[str, list[dict[str, Any]]]
+"""``spec.sharing``'s users, groups and shareLinks lists, by field."""
+_SHARING_FIELDS = ("users", "groups", "shareLinks")
 _Transitions = list[Transition]  # ("list" is a method's name inside the class)
-"""``spec.sharing``'s users and groups lists, by field."""
 
 
 def _utcnow() -> datetime:
@@ -398,7 +419,7 @@ class KubernetesControlPlane:
         check_identity(identity)
         field = "users" if kind == "user" else "groups"
 
-        def grant(sharing: _Sharing) -> bool:
+        def grant(sharing: _Sharing, obj: dict[str, Any]) -> bool:
             entries = sharing[field]
             for entry in entries:
                 if entry.get("identity") == identity:
@@ -411,20 +432,124 @@ class KubernetesControlPlane:
 
         return self._patch_sharing(name, namespace, grant, "ShareGranted", identity)
 
-    def unshare(self, name: str, namespace: str, identity: str) -> Sandbox:
-        """Revoke every share ``identity`` holds (none is fine), as :meth:`share` does, then a
-        ``ShareRevoked`` Event."""
+    def unshare(self, name: str, namespace: str, identity: str,
+                kind: Literal["user", "group"] | None = None) -> Sandbox:
+        """Revoke the shares ``identity`` holds, only its user or group one with ``kind``
+        (none is fine), as :meth:`share` does, then a ``ShareRevoked`` Event."""
         check_identity(identity)
+        check_kind(kind)
+        fields = ("users", "groups") if kind is None else ("users" if kind == "user"
+                                                           else "groups",)
 
-        def revoke(sharing: _Sharing) -> bool:
+        def revoke(sharing: _Sharing, obj: dict[str, Any]) -> bool:
             changed = False
-            for field in ("users", "groups"):
+            for field in fields:
                 kept = [e for e in sharing[field] if e.get("identity") != identity]
                 changed = changed or len(kept) != len(sharing[field])
                 sharing[field] = kept
             return changed
 
         return self._patch_sharing(name, namespace, revoke, "ShareRevoked", identity)
+
+    # Share links (issue 12): entries of spec.sharing.shareLinks, written like shares (a merge
+    # patch carrying the resourceVersion, retried on 409), so that a use counted by one Router
+    # is never lost or doubled by another.
+
+    def create_share_link(self, name: str, namespace: str, *, token_hash: str,
+                          level: ShareLevel, expires_at: datetime | None,
+                          max_uses: int) -> ShareLink:
+        """Append ``{id, tokenHash, level, expiresAt, maxUses, usedCount: 0}`` to
+        ``spec.sharing.shareLinks``, then a ``ShareLinkCreated`` Event (message: the id)."""
+        check_new_link(token_hash, level, expires_at, max_uses)
+        made: list[ShareLink] = []
+
+        def add(sharing: _Sharing, obj: dict[str, Any]) -> bool:
+            links = sharing["shareLinks"]
+            if any(same_hash(link_hash(e), token_hash) for e in links):
+                raise SandboxConflict("a share link with this token already exists")
+            taken = {e.get("id") for e in links}
+            link_id = new_link_id()
+            while link_id in taken:
+                link_id = new_link_id()
+            entry: dict[str, Any] = {"id": link_id, "tokenHash": token_hash, "level": level,
+                                     "maxUses": max_uses, "usedCount": 0}
+            if expires_at is not None:
+                entry["expiresAt"] = format_time(expires_at)
+            links.append(entry)
+            made[:] = [ShareLink(id=link_id, level=level, max_uses=max_uses,
+                                 expires_at=parse_time(entry.get("expiresAt")))]
+            return True
+
+        self._patch_sharing(name, namespace, add, "ShareLinkCreated", lambda: made[0].id)
+        return made[0]
+
+    def revoke_share_link(self, name: str, namespace: str, link_id: str) -> Sandbox:
+        """Remove the entry with ``id`` from ``spec.sharing.shareLinks`` (a ``ShareLinkRevoked``
+        Event follows); :class:`ShareLinkNotFound` when there is none."""
+        def remove(sharing: _Sharing, obj: dict[str, Any]) -> bool:
+            kept = [e for e in sharing["shareLinks"] if e.get("id") != link_id]
+            if len(kept) == len(sharing["shareLinks"]):
+                raise ShareLinkNotFound(f"no share link {link_id!r} on sandbox {name!r} in "
+                                        f"namespace {namespace!r}")
+            sharing["shareLinks"] = kept
+            return True
+
+        return self._patch_sharing(name, namespace, remove, "ShareLinkRevoked", link_id)
+
+    def redeem_share_link(self, token_hash: str, identity: str) -> ShareLinkRedeemed:
+        """Find the link by its hash in the informer's cache, then, in one patch with the
+        object's resourceVersion, add one to its ``usedCount`` and grant ``identity`` its
+        level as a user (a ``ShareGranted`` Event follows). A lost race re-reads the object
+        and decides again, so a link with one use left is used exactly once."""
+        check_identity(identity)
+        self._require_synced()
+        key = self._sandbox_with_link(token_hash) if is_token_hash(token_hash) else None
+        if key is None:
+            raise ShareLinkNotFound("share link not found")
+        done: list[tuple[ShareLink, ShareLevel]] = []
+
+        def use(sharing: _Sharing, obj: dict[str, Any]) -> bool:
+            links = sharing["shareLinks"]
+            index = next((i for i, e in enumerate(links)
+                          if same_hash(link_hash(e), token_hash)), None)
+            link = link_of(links[index]) if index is not None else None
+            if index is None or link is None:
+                raise ShareLinkNotFound("share link not found")  # revoked meanwhile
+            level = redeem_decision(self._convert_or_fail(obj), link, identity, self._clock())
+            links[index]["usedCount"] = link.used_count + 1
+            mine = [e for e in sharing["users"] if e.get("identity") == identity]
+            for entry in mine:
+                entry["level"] = level
+            if not mine:
+                sharing["users"].append({"identity": identity, "level": level})
+            done[:] = [(replace(link, used_count=link.used_count + 1), level)]
+            return True
+
+        sandbox = self._patch_sharing(key[1], key[0], use, "ShareGranted", identity)
+        return ShareLinkRedeemed(sandbox, done[0][0], done[0][1])
+
+    def _sandbox_with_link(self, token_hash: str) -> Key | None:
+        """The sandbox holding a link with that hash, from memory (our newer writes first).
+
+        Every stored hash is compared, in constant time, whatever matched before.
+        """
+        with self._lock:
+            written = {key: w[1] for key, w in self._written.items()}
+        current: dict[Key, Mapping[str, Any]] = {key_of(o): o for o in self._informer.objects()}
+        for key, newer in written.items():
+            if newer is None:
+                current.pop(key, None)
+            else:
+                current[key] = newer
+        found: Key | None = None
+        for key, obj in current.items():
+            spec = obj.get("spec")
+            sharing = spec.get("sharing") if isinstance(spec, dict) else None
+            links = sharing.get("shareLinks") if isinstance(sharing, dict) else None
+            for entry in links if isinstance(links, list) else []:
+                if isinstance(entry, dict) and same_hash(link_hash(entry), token_hash):
+                    found = found or key
+        return found
 
     # Writing internals
 
@@ -479,20 +604,23 @@ class KubernetesControlPlane:
         raise SandboxConflict(f"sandbox {name!r} kept changing; try again")  # pragma: no cover
 
     def _patch_sharing(self, name: str, namespace: str,
-                       change: Callable[[_Sharing], bool],
-                       reason: str, identity: str) -> Sandbox:
-        """Merge-patch ``spec.sharing.users/groups`` with the object's resourceVersion."""
+                       change: Callable[[_Sharing, dict[str, Any]], bool],
+                       reason: str, message: str | Callable[[], str]) -> Sandbox:
+        """Merge-patch the lists of ``spec.sharing`` that ``change`` changed, with the object's
+        resourceVersion; on 409, re-read the object and call ``change`` again."""
         obj = self._current(name, namespace)
         for attempt in range(_CONFLICT_RETRIES):
             spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
             raw = spec.get("sharing") if isinstance(spec, dict) else None
             raw = raw if isinstance(raw, dict) else {}
             sharing = {f: [dict(e) for e in raw.get(f) or [] if isinstance(e, dict)]
-                       for f in ("users", "groups")}
-            if not change(sharing):
+                       for f in _SHARING_FIELDS}
+            before = copy.deepcopy(sharing)
+            if not change(sharing, obj):
                 return self._convert_or_fail(obj)
+            changed = {f: v for f, v in sharing.items() if v != before[f]}
             patch = {"metadata": {"resourceVersion": meta(obj).get("resourceVersion")},
-                     "spec": {"sharing": sharing}}
+                     "spec": {"sharing": changed}}
             with translate("patch", "sandboxes", namespace=namespace, name=name):
                 try:
                     response = self._custom.patch_namespaced_custom_object(
@@ -505,7 +633,7 @@ class KubernetesControlPlane:
                     raise
             new = decode(response)
             sandbox = self._remember(new)
-            self._post_event(new, reason, identity)
+            self._post_event(new, reason, message if isinstance(message, str) else message())
             return sandbox
         raise SandboxConflict(f"sandbox {name!r} kept changing; try again")  # pragma: no cover
 
