@@ -23,7 +23,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
 
-from .base import ControlPlaneError, Phase, Sandbox, ShareLevel, Shares, Template
+from .base import ControlPlaneError, Phase, Resources, Sandbox, ShareLevel, Shares, Template
 
 __all__ = ["STATE_FILE", "SandboxStore", "Saved"]
 
@@ -70,7 +70,19 @@ def _encode(saved: Saved) -> str:
         "transitions": saved.transitions,
         "running_since": saved.running_since.isoformat() if saved.running_since else None,
         "running_id": saved.running_id,
+        # Set by updates; a file written before them has none of these keys (see _decode).
+        "labels": dict(s.labels), "annotations": dict(s.annotations),
+        "idle_timeout": s.idle_timeout,
+        "resources": s.resources.as_dict() if s.resources is not None else None,
+        "restart_pending": s.restart_pending,
     }, separators=(",", ":"))
+
+
+def _resources(raw: dict[str, dict[str, str]] | None) -> Resources | None:
+    if raw is None:
+        return None
+    return Resources(requests=MappingProxyType(dict(raw.get("requests") or {})),
+                     limits=MappingProxyType(dict(raw.get("limits") or {})))
 
 
 def _decode(doc: str) -> Saved:
@@ -84,6 +96,11 @@ def _decode(doc: str) -> Saved:
         template=Template(name=t["name"], cpu=t["cpu"], memory_gib=t["memory_gib"],
                           description=t["description"], image=t["image"]),
         shares=Shares(users=_frozen(d["shares"]["users"]), groups=_frozen(d["shares"]["groups"])),
+        labels=MappingProxyType(dict(d.get("labels") or {})),
+        annotations=MappingProxyType(dict(d.get("annotations") or {})),
+        idle_timeout=d.get("idle_timeout"),
+        resources=_resources(d.get("resources")),
+        restart_pending=bool(d.get("restart_pending", False)),
     )
     since = d["running_since"]
     return Saved(sandbox, d["transitions"], datetime.fromisoformat(since) if since else None,

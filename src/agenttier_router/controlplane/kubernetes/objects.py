@@ -33,6 +33,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..base import Phase, Sandbox, ShareLevel, Shares, Template, Transition
+from .updates import update_fields
 
 __all__ = [
     "PHASES",
@@ -127,6 +128,7 @@ def sandbox_from(obj: Mapping[str, Any], template: Template, phase: Phase) -> Sa
         message=message if isinstance(message, str) else "",
         shares=shares_from(spec),
         uid=str(metadata.get("uid", "")),
+        **update_fields(obj, phase),
     )
 
 

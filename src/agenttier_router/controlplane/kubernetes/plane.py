@@ -39,6 +39,7 @@ from ..base import (
     InvalidRequest,
     Phase,
     Sandbox,
+    SandboxChange,
     SandboxConflict,
     SandboxNotFound,
     ShareLevel,
@@ -46,6 +47,7 @@ from ..base import (
     Transition,
     TransitionSink,
 )
+from ..changes import checked
 from ..checks import check_command, check_identity, check_label, check_timeout
 from ._api import (
     ACTION_ANNOTATION,
@@ -61,6 +63,7 @@ from .exec import CONTAINER, run_in_pod
 from .informer import Informer, Key, key_of
 from .objects import meta, phase_of, sandbox_from, transition_for
 from .templates import CLUSTER_KIND, NAMESPACED_KIND, effective_template, resolve
+from .updates import apply_change, running_spec
 
 __all__ = ["KubernetesControlPlane"]
 
@@ -426,6 +429,46 @@ class KubernetesControlPlane:
 
         return self._patch_sharing(name, namespace, revoke, "ShareRevoked", identity)
 
+    # -- Updating a sandbox (PATCH /sandboxes/{id}) --
+
+    def update(self, name: str, namespace: str, change: SandboxChange) -> Sandbox:
+        """Write an update with a full Update carrying the resourceVersion (retried on 409):
+        ``spec.idleTimeout``, ``spec.resources`` merged over what the sandbox asks now, and
+        labels and annotations merged into its metadata (:mod:`.updates` says how).
+
+        The returned sandbox is priced from the resources its current run started
+        with until the controller starts it again. Raises :class:`SandboxConflict`
+        while it is Deleting.
+        """
+        change = checked(change)
+
+        def write(obj: dict[str, Any]) -> None:
+            phase = phase_of(obj)
+            if phase is Phase.DELETING:
+                raise SandboxConflict(f"cannot update sandbox {name!r}: it is Deleting")
+            now = phase if isinstance(phase, Phase) else Phase.CREATING
+            apply_change(obj, change, self._sandbox_template(obj),
+                         self._template_resources(obj), now)
+
+        return self._update(name, namespace, write, status=False)
+
+    def _template_resources(self, obj: Mapping[str, Any]) -> object:
+        """The ``resources`` of the sandbox's resolved template (None if it cannot be resolved)."""
+        spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+        assert isinstance(spec, dict)
+        ref = spec.get("templateRef")
+        if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
+            return None
+        namespace = str(meta(obj).get("namespace", ""))
+        try:
+            merged = resolve(str(ref.get("kind") or NAMESPACED_KIND), ref["name"],
+                             str(ref.get("namespace") or namespace), self._lookup)
+        except InvalidRequest:
+            return None
+        return merged.get("resources")
+
+    # --
+
     # Writing internals
 
     def _check_namespace(self, namespace: str) -> None:
@@ -574,8 +617,9 @@ class KubernetesControlPlane:
         raise InvalidRequest(f"unknown template {template!r}; known: {', '.join(known)}")
 
     def _sandbox_template(self, obj: Mapping[str, Any]) -> Template:
-        spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
-        assert isinstance(spec, dict)
+        phase = phase_of(obj)
+        # What it runs with: an update's resources count only from its next start.
+        spec = running_spec(obj, phase if isinstance(phase, Phase) else Phase.CREATING)
         ref = spec.get("templateRef")
         if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
             return effective_template("", {}, spec)
