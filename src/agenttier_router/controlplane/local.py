@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .base import (
     ControlPlane,
@@ -394,16 +394,19 @@ class LocalControlPlane:
     def _stop_idle(self) -> None:
         """Stop every Running sandbox with no command running and no activity for its
         ``idle_timeout``, counting from its last activity or its start, whichever is later."""
-        now = self._clock()
         stopped: list[_Entry] = []
         with self._lock:
             if self._closed:
                 return
-            for entry in self._sandboxes.values():
+            watched = [e for e in self._sandboxes.values() if e.sandbox.phase is Phase.RUNNING
+                       and e.sandbox.idle_timeout is not None and not e.execs]
+            if not watched:
+                return  # (and the clock is not read: a test's stepping clock stays put)
+            now = self._clock()
+            for entry in watched:
                 sandbox = entry.sandbox
                 limit = sandbox.idle_timeout
-                if sandbox.phase is not Phase.RUNNING or limit is None or entry.execs:
-                    continue
+                assert limit is not None
                 since = max(sandbox.last_activity_at, entry.running_since or now)
                 if (now - since).total_seconds() >= limit:
                     self._move(entry, Phase.STOPPED, "IdleTimeout",
@@ -731,7 +734,7 @@ def _open_up(root: Path) -> None:
 
 def _changed(sandbox: Sandbox, change: SandboxChange) -> Sandbox:
     """``sandbox`` with a checked ``change`` applied (see :meth:`LocalControlPlane.update`)."""
-    fields: dict[str, object] = {}
+    fields: dict[str, Any] = {}
     if change.idle_timeout is not None:
         fields["idle_timeout"] = float(change.idle_timeout)
     if change.labels is not None:
@@ -748,7 +751,7 @@ def _changed(sandbox: Sandbox, change: SandboxChange) -> Sandbox:
         fields["resources"] = wanted
         fields["restart_pending"] = (requests_of(wanted, template.cpu, template.memory_gib)
                                      != (template.cpu, template.memory_gib))
-    return replace(sandbox, **fields)  # type: ignore[arg-type]
+    return replace(sandbox, **fields)
 
 
 def _started(sandbox: Sandbox) -> Sandbox:

@@ -21,6 +21,7 @@ class OutputCapture:
         self.dropped = 0
 
     def add(self, chunk: bytes) -> None:
+        """Keep what fits under the cap of ``chunk``, and count the rest as dropped."""
         room = OUTPUT_CAP - len(self.data)
         self.data += chunk[:room]
         self.dropped += max(0, len(chunk) - room)
