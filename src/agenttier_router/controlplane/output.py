@@ -27,6 +27,7 @@ class OutputCapture:
         self.dropped += max(0, len(chunk) - room)
 
     def text(self, stream: str) -> str:
+        """What was kept, as text, with a note naming ``stream`` if anything was dropped."""
         text = self.data.decode("utf-8", errors="replace")
         if self.dropped:
             text += marker(f"{stream} truncated at 1 MiB; {self.dropped} more bytes dropped")
