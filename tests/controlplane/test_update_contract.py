@@ -79,6 +79,10 @@ def test_resources_apply_from_the_next_start_and_so_does_the_cost(
     assert (resumed.template.cpu, resumed.template.memory_gib) == (1.5, 2.0)
     assert not resumed.restart_pending
     assert _last_running(transitions, "sb-1") == (1.5, 2.0)  # what the cost sampler reads
+    driver.stop("sb-1")  # and so it stays, stopped after running with them
+    stopped = plane.get("sb-1", NS)
+    assert (stopped.template.cpu, stopped.template.memory_gib, stopped.restart_pending) == (
+        1.5, 2.0, False)
 
 
 def test_resources_changed_while_stopped_apply_at_the_resume(

@@ -128,7 +128,7 @@ def sandbox_from(obj: Mapping[str, Any], template: Template, phase: Phase) -> Sa
         message=message if isinstance(message, str) else "",
         shares=shares_from(spec),
         uid=str(metadata.get("uid", "")),
-        **update_fields(obj, phase),
+        **update_fields(obj),
     )
 
 

@@ -446,9 +446,8 @@ class KubernetesControlPlane:
             phase = phase_of(obj)
             if phase is Phase.DELETING:
                 raise SandboxConflict(f"cannot update sandbox {name!r}: it is Deleting")
-            now = phase if isinstance(phase, Phase) else Phase.CREATING
             apply_change(obj, change, self._sandbox_template(obj),
-                         self._template_resources(obj), now)
+                         self._template_resources(obj))
 
         return self._update(name, namespace, write, status=False)
 
@@ -617,9 +616,8 @@ class KubernetesControlPlane:
         raise InvalidRequest(f"unknown template {template!r}; known: {', '.join(known)}")
 
     def _sandbox_template(self, obj: Mapping[str, Any]) -> Template:
-        phase = phase_of(obj)
         # What it runs with: an update's resources count only from its next start.
-        spec = running_spec(obj, phase if isinstance(phase, Phase) else Phase.CREATING)
+        spec = running_spec(obj)
         ref = spec.get("templateRef")
         if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
             return effective_template("", {}, spec)

@@ -19,12 +19,13 @@ does the cost. When resources change, the plane also writes two annotations:
 - ``agenttier.io/resources-run``: ``status.lastActivityTimestamp``, which the
   controller sets on each entry into Running, at the time of the change.
 
-The rule: while the sandbox is Running with that same ``lastActivityTimestamp``,
-or is not Running at all, it is priced (``Sandbox.template``) from
-``resources-before`` and ``restart_pending`` is true; once it runs again (a new
-``lastActivityTimestamp``), it is priced from ``spec.resources``. This relies,
-as transition ids do (:mod:`.objects`), on a pod never starting twice within
-one second.
+The rule: while ``status.lastActivityTimestamp`` is still the one of the
+change (no run has started since: the run it was made in goes on, or the
+sandbox is stopped, or it has not run yet), the sandbox is priced
+(``Sandbox.template``) from ``resources-before`` and ``restart_pending`` is
+true; once a run starts (a new ``lastActivityTimestamp``), it is priced from
+``spec.resources``, in that run and after it. This relies, as transition ids
+do (:mod:`.objects`), on a pod never starting twice within one second.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from ..base import Phase, Resources, SandboxChange, Template
+from ..base import Resources, SandboxChange, Template
 from ..changes import (
     format_go_duration,
     merge_map,
@@ -75,18 +76,17 @@ def _run_of(obj: Mapping[str, Any]) -> str:
     return stamp if isinstance(stamp, str) else ""
 
 
-def _pending(obj: Mapping[str, Any], phase: Phase) -> bool:
+def _pending(obj: Mapping[str, Any]) -> bool:
     """Whether a resources change waits for the sandbox's next start (see the module doc)."""
     annotations = _section(_section(obj, "metadata"), "annotations")
-    if BEFORE_ANNOTATION not in annotations:
-        return False
-    return phase is not Phase.RUNNING or annotations.get(RUN_ANNOTATION, "") == _run_of(obj)
+    return (BEFORE_ANNOTATION in annotations
+            and annotations.get(RUN_ANNOTATION, "") == _run_of(obj))
 
 
-def running_spec(obj: Mapping[str, Any], phase: Phase) -> Mapping[str, Any]:
+def running_spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     """The object's spec with the resources its current run started with (what it costs)."""
     spec = _section(obj, "spec")
-    if not _pending(obj, phase):
+    if not _pending(obj):
         return spec
     raw = _section(_section(obj, "metadata"), "annotations").get(BEFORE_ANNOTATION)
     try:
@@ -99,7 +99,7 @@ def running_spec(obj: Mapping[str, Any], phase: Phase) -> Mapping[str, Any]:
     return running
 
 
-def update_fields(obj: Mapping[str, Any], phase: Phase) -> dict[str, Any]:
+def update_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
     """The :class:`~..base.Sandbox` fields an update sets, as the object shows them."""
     metadata = _section(obj, "metadata")
     spec = _section(obj, "spec")
@@ -114,18 +114,18 @@ def update_fields(obj: Mapping[str, Any], phase: Phase) -> dict[str, Any]:
             visible({str(k): str(v) for k, v in annotations.items()})),
         "idle_timeout": seconds if seconds is not None and seconds > 0 else None,
         "resources": resources,
-        "restart_pending": _pending(obj, phase) and running_spec(obj, phase).get(
+        "restart_pending": _pending(obj) and running_spec(obj).get(
             "resources") != spec.get("resources"),
     }
 
 
 def apply_change(obj: dict[str, Any], change: SandboxChange, template: Template,
-                 template_resources: object, phase: Phase) -> None:
+                 template_resources: object) -> None:
     """Write a checked ``change`` into ``obj`` for a full Update (see the module doc).
 
     ``template_resources`` is the ``resources`` of the sandbox's resolved template,
     which stand for a ``spec.resources`` it does not have (``template``'s requests
-    when there are none); ``phase`` is its phase now.
+    when there are none).
     """
     metadata = obj.setdefault("metadata", {})
     spec = obj.setdefault("spec", {})
@@ -141,7 +141,7 @@ def apply_change(obj: dict[str, Any], change: SandboxChange, template: Template,
         mine = merge_map(visible(annotations), change.annotations, "annotations")
         annotations = {**kept, **mine}
     if change.resources is not None:
-        if not _pending(obj, phase):  # the first change in this run: remember how it started
+        if not _pending(obj):  # the first change since the last start: remember how it started
             annotations[BEFORE_ANNOTATION] = json.dumps(spec.get("resources"),
                                                         separators=(",", ":"))
         annotations[RUN_ANNOTATION] = _run_of(obj)
