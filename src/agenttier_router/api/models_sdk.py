@@ -104,12 +104,15 @@ class TemplatesOut(_Model):
 # -- update ----------------------------------------------------------------------------------
 
 class PatchRequest(_Model):
-    """``PATCH /sandboxes/{id}``: the SDK's ``Sandbox.update`` body. ``{}`` counts as present."""
+    """``PATCH /sandboxes/{id}``: the SDK's ``Sandbox.update`` body. ``{}`` counts as present.
+
+    Labels and annotations are merged into the sandbox's; a ``null`` value removes that key.
+    """
 
     idle_timeout: str | None = Field(default=None, max_length=32)
     resources: dict[str, Any] | None = None
-    labels: dict[str, str] | None = None
-    annotations: dict[str, str] | None = None
+    labels: dict[str, str | None] | None = None
+    annotations: dict[str, str | None] | None = None
 
     def present(self) -> list[str]:
         """The wire names of the fields the body carries (non-null)."""

@@ -12,12 +12,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from agenttier_router.controlplane import (
     Sandbox,
     SandboxConflict,
     SandboxNotFound,
 )
+from agenttier_router.controlplane.changes import RESTART_MESSAGE, InvalidChange, change_from
 from agenttier_router.service import Services
 from agenttier_router.service.recording import command_details
 from agenttier_router.storage import format_ts
@@ -50,6 +52,7 @@ from .models import (
     UserOut,
     check_identity,
 )
+from .models_sdk import PatchRequest, PatchResultOut
 
 __all__ = ["router", "sandbox_out", "sharing_out"]
 
@@ -290,3 +293,55 @@ def current_user(request: Request) -> UserOut:
                    name=identity.name or None, groups=list(identity.groups),
                    isAdmin=identity.is_admin)
 
+
+
+# -- Updating a sandbox (PATCH /sandboxes/{id}) ----------------------------------------------
+
+def _update_details(body: PatchRequest) -> dict[str, Any]:
+    """What an update's audit event says it changed: the fields, and their values, except the
+    annotations' values (they may be large, or secret), of which only the keys are kept."""
+    details: dict[str, Any] = {"fields": body.present()}
+    if body.idle_timeout is not None:
+        details["idleTimeout"] = body.idle_timeout
+    if body.resources is not None:
+        details["resources"] = body.resources
+    if body.labels is not None:
+        details["labels"] = body.labels
+    if body.annotations is not None:
+        details["annotationKeys"] = sorted(body.annotations)
+    return details
+
+
+@router.patch("/sandboxes/{sandbox_id}", response_model=PatchResultOut,
+              responses={403: {"model": ErrorOut}})
+def update_sandbox(
+    sandbox_id: SandboxId, body: PatchRequest, request: Request,
+    identity: Annotated[Identity, caller_of("update")], namespace: Namespace = None,
+) -> PatchResultOut | JSONResponse:
+    """Change a sandbox's idle timeout, resources, labels or annotations (owner or admin).
+
+    The idle timeout, labels and annotations apply at once; resources when the
+    sandbox is next stopped and resumed (its cost rate too). Labels and
+    annotations are merged into the sandbox's: a ``null`` value removes a key.
+    A collaborator or viewer gets 403, anyone else 404; bad input is a 400 naming
+    the field. Every outcome is recorded (action ``update``).
+    """
+    cp = services(request).control_plane
+
+    def update(sandbox: Sandbox) -> Sandbox:
+        change = change_from(idle_timeout=body.idle_timeout, resources=body.resources,
+                             labels=body.labels, annotations=body.annotations)
+        return cp.update(sandbox.name, sandbox.namespace, change)
+
+    try:
+        updated = act(request, identity, "update", sandbox_id, namespace, Access.OWN, update,
+                      request_details=_update_details(body))
+    except InvalidChange as error:
+        return JSONResponse({"error": str(error),
+                             "fields": [{"field": error.field, "message": error.reason}]},
+                            status_code=400)
+    applied: dict[str, Literal["immediately", "on-restart"]] = {
+        name: "on-restart" if name == "resources" else "immediately" for name in body.present()}
+    restart = "resources" in applied
+    return PatchResultOut(sandbox_id=updated.name, applied=applied, restart_required=restart,
+                          message=RESTART_MESSAGE if restart else None)

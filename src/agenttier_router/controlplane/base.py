@@ -22,6 +22,7 @@ import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Literal, Protocol, runtime_checkable
 
 __all__ = [
@@ -45,6 +46,8 @@ __all__ = [
     "Transition",
     "TransitionSink",
 ]
+# Updating a sandbox (PATCH /sandboxes/{id}): kept apart from the rest of the contract.
+__all__ += ["Resources", "SandboxChange"]
 
 ShareLevel = Literal["viewer", "collaborator"]
 """What a share grants: a viewer may read a sandbox; a collaborator may also exec, stop, resume."""
@@ -99,6 +102,58 @@ class Shares:
     links: tuple[ShareLink, ...] = ()
 
 
+def _no_entries() -> Mapping[str, str]:
+    return MappingProxyType({})
+
+
+# -- Updating a sandbox (PATCH /sandboxes/{id}) ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """What a sandbox asks of its machine, as Kubernetes' ``ResourceRequirements`` does.
+
+    Quantities are Kubernetes strings (``"500m"``, ``"2Gi"``), by resource name
+    (``cpu``, ``memory``). The requests set the sandbox's cost rate::
+
+        Resources(requests={"cpu": "1", "memory": "2Gi"}, limits={"memory": "4Gi"})
+    """
+
+    requests: Mapping[str, str] = field(default_factory=_no_entries)
+    limits: Mapping[str, str] = field(default_factory=_no_entries)
+
+    def as_dict(self) -> dict[str, dict[str, str]]:
+        """The wire/object form: ``{"requests": {...}, "limits": {...}}``, empty parts left out."""
+        parts = {"requests": dict(self.requests), "limits": dict(self.limits)}
+        return {key: value for key, value in parts.items() if value}
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxChange:
+    """What :meth:`ControlPlane.update` changes; a field left None stays as it is.
+
+    - ``idle_timeout``: seconds (> 0) without activity after which a Running
+      sandbox is stopped; it applies at once.
+    - ``resources``: merged, quantity by quantity, over what the sandbox requests
+      now; they apply when it next starts (a resume), and so does its cost rate.
+    - ``labels`` and ``annotations``: merged into the sandbox's maps; a value of
+      None removes that key. Keys under ``agenttier.io/`` are the platform's own.
+
+    ``{}`` counts as a change (of nothing): only None means absent.
+    """
+
+    idle_timeout: float | None = None
+    resources: Resources | None = None
+    labels: Mapping[str, str | None] | None = None
+    annotations: Mapping[str, str | None] | None = None
+
+    def fields(self) -> list[str]:
+        """The wire names of the fields this change carries, in the API's order."""
+        present = (("idleTimeout", self.idle_timeout), ("resources", self.resources),
+                   ("labels", self.labels), ("annotations", self.annotations))
+        return [name for name, value in present if value is not None]
+
+
 @dataclass(frozen=True, slots=True)
 class Sandbox:
     """A snapshot of one sandbox. ``name`` is its id, unique within its namespace."""
@@ -117,6 +172,17 @@ class Sandbox:
     uid: str = ""
     """Unique over the sandbox's whole life: one deleted and re-created under the same name
     gets a new uid, so its history never mixes with the old one's (Kubernetes' ``metadata.uid``)."""
+    # Set by updates (PATCH /sandboxes/{id}); see SandboxChange.
+    labels: Mapping[str, str] = field(default_factory=_no_entries)
+    annotations: Mapping[str, str] = field(default_factory=_no_entries)
+    idle_timeout: float | None = None
+    """Seconds without activity after which a Running sandbox is stopped; None for never."""
+    resources: Resources | None = None
+    """What the sandbox itself requests, over its template's; None when it asks nothing of its own.
+    ``template`` holds what it runs with now, and so its cost rate."""
+    restart_pending: bool = False
+    """Whether ``resources`` differ from what its current run started with: they (and the
+    cost rate) take effect when it next starts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +317,17 @@ class ControlPlane(Protocol):
                 kind: Literal["user", "group"] | None = None) -> Sandbox:
         """Revoke the shares ``identity`` holds: only its user or group one with ``kind``,
         else both (holding none is fine)."""
+
+    # -- Updating a sandbox (PATCH /sandboxes/{id}) --
+
+    def update(self, name: str, namespace: str, change: SandboxChange) -> Sandbox:
+        """Apply ``change`` (in any phase but Deleting) and return the sandbox as it is now.
+
+        Raises :class:`InvalidRequest` for a bad value (naming the field) and
+        :class:`SandboxConflict` while the sandbox is Deleting.
+        """
+
+    # --
 
     def problem(self) -> ControlPlaneUnavailable | None:
         """Why the plane cannot serve now (for readiness), or None when it can."""

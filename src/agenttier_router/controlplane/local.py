@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .base import (
     ControlPlane,
@@ -39,7 +39,9 @@ from .base import (
     ExecResult,
     InvalidRequest,
     Phase,
+    Resources,
     Sandbox,
+    SandboxChange,
     SandboxConflict,
     SandboxNotFound,
     ShareLevel,
@@ -50,6 +52,14 @@ from .base import (
     Template,
     Transition,
     TransitionSink,
+)
+from .changes import (
+    checked,
+    format_go_duration,
+    merge_map,
+    merge_resources,
+    requests_of,
+    resources_of,
 )
 from .checks import check_command, check_identity, check_label, check_timeout
 from .localstate import STATE_FILE, SandboxStore, Saved, SavedLink
@@ -73,6 +83,7 @@ _READ_SIZE = 1 << 16
 _DRAIN_READS = 32  # x 64 KiB: more than a pipe can hold
 _SETUP_THREADS = 4
 _POLL = 0.05  # seconds between checks on the command when pidfd_open is unavailable
+_IDLE_POLL = 0.5  # seconds between looks for sandboxes idle past their idleTimeout
 
 HEARTBEAT = 5.0
 """Seconds between the plane's heartbeats: a killed Router's sandboxes are taken to have
@@ -452,6 +463,52 @@ class LocalControlPlane:
             self._store.save(entry.saved())
             return ShareLinkRedeemed(entry.sandbox, used, level)
 
+    # -- Updating a sandbox (PATCH /sandboxes/{id}) --
+
+    def update(self, name: str, namespace: str, change: SandboxChange) -> Sandbox:
+        """Apply an update, in any phase but Deleting, and save it.
+
+        ``idle_timeout`` applies at once (the heartbeat thread stops a Running
+        sandbox idle that long, reason ``IdleTimeout``); labels and annotations
+        merge at once (None removes a key); ``resources`` merge over what the
+        sandbox requests and apply at its next start (a resume), cost rate
+        included. Nothing enforces limits here: this plane has no isolation.
+        """
+        change = checked(change)
+        with self._lock:
+            self._check_open()
+            entry = self._entry(name, namespace)
+            _refuse_deleting(entry, "update")
+            entry.sandbox = _changed(entry.sandbox, change)
+            self._store.save(entry.saved())
+            return entry.sandbox
+
+    def _stop_idle(self) -> None:
+        """Stop every Running sandbox with no command running and no activity for its
+        ``idle_timeout``, counting from its last activity or its start, whichever is later."""
+        stopped: list[_Entry] = []
+        with self._lock:
+            if self._closed:
+                return
+            watched = [e for e in self._sandboxes.values() if e.sandbox.phase is Phase.RUNNING
+                       and e.sandbox.idle_timeout is not None and not e.execs]
+            if not watched:
+                return  # (and the clock is not read: a test's stepping clock stays put)
+            now = self._clock()
+            for entry in watched:
+                sandbox = entry.sandbox
+                limit = sandbox.idle_timeout
+                assert limit is not None
+                since = max(sandbox.last_activity_at, entry.running_since or now)
+                if (now - since).total_seconds() >= limit:
+                    self._move(entry, Phase.STOPPED, "IdleTimeout",
+                               f"Idle for {format_go_duration(limit)}")
+                    stopped.append(entry)
+        for entry in stopped:
+            self._flush(entry)
+
+    # --
+
     def problem(self) -> ControlPlaneUnavailable | None:
         """Always None: a local plane is there as long as its process is."""
         return None
@@ -514,13 +571,21 @@ class LocalControlPlane:
                 self._finish_delete(entry)
 
     def _beat(self) -> None:
-        """Background: say the process is alive, every :data:`HEARTBEAT` seconds."""
+        """Background: say the process is alive, every :data:`HEARTBEAT` seconds, and stop
+        the sandboxes idle past their ``idleTimeout`` (looking twice a second)."""
+        last_beat: float | None = None
         while True:
+            if last_beat is None or time.monotonic() - last_beat >= HEARTBEAT:
+                last_beat = time.monotonic()
+                try:
+                    self._store.beat(self._clock())
+                except Exception:
+                    _log.exception("could not write the control plane's heartbeat")
             try:
-                self._store.beat(self._clock())
+                self._stop_idle()
             except Exception:
-                _log.exception("could not write the control plane's heartbeat")
-            if self._beating.wait(HEARTBEAT):
+                _log.exception("could not stop the idle sandboxes")
+            if self._beating.wait(min(HEARTBEAT, _IDLE_POLL)):
                 return
 
     # Lifecycle internals. Methods named ``_move``/``_touch``/``_entry`` need ``self._lock``.
@@ -538,6 +603,8 @@ class LocalControlPlane:
     def _move(self, entry: _Entry, phase: Phase, reason: str, message: str = "",
               at: datetime | None = None) -> Sandbox:
         entry.sandbox = replace(entry.sandbox, phase=phase, message=message)
+        if phase is Phase.RUNNING:
+            entry.sandbox = _started(entry.sandbox)
         entry.transition(phase, reason, message, self._clock() if at is None else at)
         self._store.save(entry.saved())
         return entry.sandbox
@@ -757,6 +824,38 @@ def _open_up(root: Path) -> None:
         os.chmod(directory, stat.S_IRWXU)
         with os.scandir(directory) as entries:
             stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False))
+
+
+def _changed(sandbox: Sandbox, change: SandboxChange) -> Sandbox:
+    """``sandbox`` with a checked ``change`` applied (see :meth:`LocalControlPlane.update`)."""
+    fields: dict[str, Any] = {}
+    if change.idle_timeout is not None:
+        fields["idle_timeout"] = float(change.idle_timeout)
+    if change.labels is not None:
+        fields["labels"] = MappingProxyType(merge_map(sandbox.labels, change.labels, "labels"))
+    if change.annotations is not None:
+        fields["annotations"] = MappingProxyType(
+            merge_map(sandbox.annotations, change.annotations, "annotations"))
+    if change.resources is not None:
+        template = sandbox.template
+        current = sandbox.resources or resources_of(template.cpu, template.memory_gib)
+        wanted = merge_resources(current, change.resources)
+        wanted = Resources(requests=MappingProxyType(dict(wanted.requests)),
+                           limits=MappingProxyType(dict(wanted.limits)))
+        fields["resources"] = wanted
+        fields["restart_pending"] = (requests_of(wanted, template.cpu, template.memory_gib)
+                                     != (template.cpu, template.memory_gib))
+    return replace(sandbox, **fields)
+
+
+def _started(sandbox: Sandbox) -> Sandbox:
+    """``sandbox`` as it starts a run: with the resources it requests, and so their cost."""
+    if sandbox.resources is None:
+        return sandbox
+    template = sandbox.template
+    cpu, memory = requests_of(sandbox.resources, template.cpu, template.memory_gib)
+    return replace(sandbox, template=replace(template, cpu=cpu, memory_gib=memory),
+                   restart_pending=False)
 
 
 def _describe(name: str, namespace: str) -> str:

@@ -26,7 +26,16 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
 
-from .base import ControlPlaneError, Phase, Sandbox, ShareLevel, ShareLink, Shares, Template
+from .base import (
+    ControlPlaneError,
+    Phase,
+    Resources,
+    Sandbox,
+    ShareLevel,
+    ShareLink,
+    Shares,
+    Template,
+)
 
 __all__ = ["STATE_FILE", "SandboxStore", "Saved", "SavedLink"]
 
@@ -87,6 +96,11 @@ def _encode(saved: Saved) -> str:
                    "expiresAt": x.link.expires_at.isoformat() if x.link.expires_at else None,
                    "maxUses": x.link.max_uses, "usedCount": x.link.used_count}
                   for x in saved.links],
+        # Set by updates; a file written before them has none of these keys (see _decode).
+        "labels": dict(s.labels), "annotations": dict(s.annotations),
+        "idle_timeout": s.idle_timeout,
+        "resources": s.resources.as_dict() if s.resources is not None else None,
+        "restart_pending": s.restart_pending,
     }, separators=(",", ":"))
 
 
@@ -96,6 +110,13 @@ def _decode_link(d: dict[str, Any]) -> SavedLink:
                      used_count=int(d["usedCount"]),
                      expires_at=datetime.fromisoformat(expires) if expires else None)
     return SavedLink(link, str(d["tokenHash"]))
+
+
+def _resources(raw: dict[str, dict[str, str]] | None) -> Resources | None:
+    if raw is None:
+        return None
+    return Resources(requests=MappingProxyType(dict(raw.get("requests") or {})),
+                     limits=MappingProxyType(dict(raw.get("limits") or {})))
 
 
 def _decode(doc: str) -> Saved:
@@ -111,6 +132,11 @@ def _decode(doc: str) -> Saved:
                           description=t["description"], image=t["image"]),
         shares=Shares(users=_frozen(d["shares"]["users"]), groups=_frozen(d["shares"]["groups"]),
                       links=tuple(x.link for x in links)),
+        labels=MappingProxyType(dict(d.get("labels") or {})),
+        annotations=MappingProxyType(dict(d.get("annotations") or {})),
+        idle_timeout=d.get("idle_timeout"),
+        resources=_resources(d.get("resources")),
+        restart_pending=bool(d.get("restart_pending", False)),
     )
     since = d["running_since"]
     return Saved(sandbox, d["transitions"], datetime.fromisoformat(since) if since else None,

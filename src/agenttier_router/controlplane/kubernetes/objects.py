@@ -34,6 +34,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..base import Phase, Sandbox, ShareLevel, ShareLink, Shares, Template, Transition
+from .updates import update_fields
 
 __all__ = [
     "PHASES",
@@ -171,6 +172,7 @@ def sandbox_from(obj: Mapping[str, Any], template: Template, phase: Phase) -> Sa
         message=message if isinstance(message, str) else "",
         shares=shares_from(spec),
         uid=str(metadata.get("uid", "")),
+        **update_fields(obj),
     )
 
 

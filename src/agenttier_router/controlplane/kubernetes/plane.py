@@ -39,6 +39,7 @@ from ..base import (
     InvalidRequest,
     Phase,
     Sandbox,
+    SandboxChange,
     SandboxConflict,
     SandboxNotFound,
     ShareLevel,
@@ -49,6 +50,7 @@ from ..base import (
     Transition,
     TransitionSink,
 )
+from ..changes import checked
 from ..checks import check_command, check_identity, check_label, check_timeout
 from ..sharelinks import (
     check_kind,
@@ -81,6 +83,7 @@ from .objects import (
     transition_for,
 )
 from .templates import CLUSTER_KIND, NAMESPACED_KIND, effective_template, resolve
+from .updates import apply_change, running_spec
 
 __all__ = ["KubernetesControlPlane"]
 
@@ -551,6 +554,45 @@ class KubernetesControlPlane:
                     found = found or key
         return found
 
+    # -- Updating a sandbox (PATCH /sandboxes/{id}) --
+
+    def update(self, name: str, namespace: str, change: SandboxChange) -> Sandbox:
+        """Write an update with a full Update carrying the resourceVersion (retried on 409):
+        ``spec.idleTimeout``, ``spec.resources`` merged over what the sandbox asks now, and
+        labels and annotations merged into its metadata (:mod:`.updates` says how).
+
+        The returned sandbox is priced from the resources its current run started
+        with until the controller starts it again. Raises :class:`SandboxConflict`
+        while it is Deleting.
+        """
+        change = checked(change)
+
+        def write(obj: dict[str, Any]) -> None:
+            phase = phase_of(obj)
+            if phase is Phase.DELETING:
+                raise SandboxConflict(f"cannot update sandbox {name!r}: it is Deleting")
+            apply_change(obj, change, self._sandbox_template(obj),
+                         self._template_resources(obj))
+
+        return self._update(name, namespace, write, status=False)
+
+    def _template_resources(self, obj: Mapping[str, Any]) -> object:
+        """The ``resources`` of the sandbox's resolved template (None if it cannot be resolved)."""
+        spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+        assert isinstance(spec, dict)
+        ref = spec.get("templateRef")
+        if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
+            return None
+        namespace = str(meta(obj).get("namespace", ""))
+        try:
+            merged = resolve(str(ref.get("kind") or NAMESPACED_KIND), ref["name"],
+                             str(ref.get("namespace") or namespace), self._lookup)
+        except InvalidRequest:
+            return None
+        return merged.get("resources")
+
+    # --
+
     # Writing internals
 
     def _check_namespace(self, namespace: str) -> None:
@@ -702,8 +744,8 @@ class KubernetesControlPlane:
         raise InvalidRequest(f"unknown template {template!r}; known: {', '.join(known)}")
 
     def _sandbox_template(self, obj: Mapping[str, Any]) -> Template:
-        spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
-        assert isinstance(spec, dict)
+        # What it runs with: an update's resources count only from its next start.
+        spec = running_spec(obj)
         ref = spec.get("templateRef")
         if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
             return effective_template("", {}, spec)
