@@ -20,7 +20,10 @@ import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .files import SandboxFiles
 
 __all__ = [
     "ControlPlane",
@@ -201,6 +204,12 @@ class ControlPlane(Protocol):
 
     def close(self) -> None:
         """Stop background work: a local plane stops its sandboxes, a Kubernetes one its watches."""
+
+    # -- files: a seam of its own (controlplane/files.py), kept apart from the verbs above --
+
+    @property
+    def files(self) -> SandboxFiles:
+        """List, read, write and zip a Running sandbox's workspace (see :mod:`.files`)."""
 
 
 @runtime_checkable
