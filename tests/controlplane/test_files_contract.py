@@ -237,19 +237,19 @@ def test_missing_files_and_directories(driver: Driver, sandbox: tuple[Sandbox, P
     files = driver.plane.files
     (workspace / "dir").mkdir()
     (workspace / "plain").write_bytes(b"x")
-    with pytest.raises(FileNotFound, match="^file not found: /workspace/nope$"):
+    with pytest.raises(FileNotFound, match=r"^file not found: /workspace/nope$"):
         files.open_file(sb, "/workspace/nope")
     with pytest.raises(FileNotFound, match=r"^file not found: /workspace/dir \(a directory\)"):
         files.open_file(sb, "/workspace/dir")
-    with pytest.raises(FileNotFound, match="^file not found: /workspace$"):
+    with pytest.raises(FileNotFound, match=r"^file not found: /workspace$"):
         files.open_file(sb, "/workspace")
-    with pytest.raises(FileNotFound, match="^path not found: /workspace/nope$"):
+    with pytest.raises(FileNotFound, match=r"^path not found: /workspace/nope$"):
         files.list_files(sb, "/workspace/nope")
-    with pytest.raises(FileNotFound, match="^path not found: /workspace/nope$"):
+    with pytest.raises(FileNotFound, match=r"^path not found: /workspace/nope$"):
         files.open_file(sb, "/workspace/nope/file")
     with pytest.raises(FileNotFound, match=r"^path not found: /workspace/plain \(not a dir"):
         files.list_files(sb, "/workspace/plain")
-    with pytest.raises(FileNotFound, match="^directory not found: /workspace/nope$"):
+    with pytest.raises(FileNotFound, match=r"^directory not found: /workspace/nope$"):
         files.archive(sb, "/workspace/nope")
     with pytest.raises(InvalidRequest, match="is a directory"):
         files.write_file(sb, "/workspace/dir", [b"x"], size=1)
