@@ -272,6 +272,8 @@ def _refusal(code: int, detail: str, action: str, cleaned: str,
         return ControlPlaneError(f"write failed: the pod received {detail} bytes of the body")
     if code == _NO_ROOT:
         return ControlPlaneError("the sandbox's workspace is missing in its pod")
+    if code == _FAILED:
+        return ControlPlaneError(f"{action} failed in the pod at {shown}")
     return ControlPlaneError(f"{action} failed: {detail or f'exit code {code}'}")
 
 
