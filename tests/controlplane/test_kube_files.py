@@ -7,6 +7,7 @@ and how a temporary ``spec.storage.mountPath`` gives each pod its own files).
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from pathlib import Path
 
@@ -142,3 +143,30 @@ def test_the_root_is_the_mount_path_of_the_sandbox_or_its_template(
         pytest.skip("this machine has a /workspace: the default root cannot be told apart")
     with pytest.raises(ControlPlaneError, match="workspace is missing in its pod"):
         kplane.files.list_files(plain)  # its root is /workspace, which this machine lacks
+
+
+def test_a_find_without_printf_lists_the_same_through_stat(
+        kplane: KubernetesControlPlane, sb: Sandbox, workspace: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Busybox's find has no -printf: the script lists with one ``stat`` per entry instead."""
+    (workspace / "dir with space").mkdir()
+    (workspace / ".hidden").write_bytes(b"h")
+    (workspace / "-n").write_bytes(b"dash!")
+    (workspace / "ünï *").write_bytes(b"x" * 300)
+    (workspace / "link").symlink_to("/etc")
+    with_printf = kplane.files.list_files(sb).entries
+
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    find = shim / "find"  # the pod's commands inherit this process's PATH (kubefake)
+    calls = tmp_path / "find-calls"
+    find.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n'
+                    'for a do [ "$a" = -printf ] && exit 1; done\n'
+                    'exec /usr/bin/find "$@"\n')
+    find.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim}:{os.environ['PATH']}")
+    without = kplane.files.list_files(sb).entries
+
+    assert [e.name for e in without] == ["-n", ".hidden", "dir with space", "link", "ünï *"]
+    assert without == with_printf
+    assert calls.read_text() == ". -maxdepth 0 -printf \n"  # probed once, then stat did it

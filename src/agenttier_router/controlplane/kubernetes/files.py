@@ -140,7 +140,8 @@ _READ = "make=0" + _PRELUDE + r"""
 [ -e "./$name" ] || fail 71 $last
 [ -f "./$name" ] || fail 76 $last
 {
-  opened=$(stat -L -c '%d:%i:%s' /dev/stdin) || fail 79 $last
+  opened=$(stat -L -c '%d:%i:%s' /dev/stdin 2>/dev/null ||
+           stat -L -c '%d:%i:%s' /proc/self/fd/0) || fail 79 $last
   here=$(stat -c '%d:%i' "./$name") || fail 71 $last
   [ "${opened%:*}" = "$here" ] || fail 72 $last
   [ "${opened##*:}" -le "$size" ] || fail 75 "${opened##*:}"
