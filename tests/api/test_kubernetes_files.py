@@ -152,6 +152,11 @@ def test_refusals_are_answered_and_recorded(router: Router, kube: FakeKubernetes
 
     with pytest.raises(NotFoundError, match="file not found: /workspace/nope"):
         files.read("/workspace/nope")
+    (workspace / "dir").mkdir()
+    assert http.get(f"/sandboxes/{NAME}/files/workspace/dir").status_code == 404
+    with open(workspace / "huge", "wb") as huge:
+        huge.truncate(32 * MiB + 1)
+    assert http.get(f"/sandboxes/{NAME}/files/workspace/huge").status_code == 413
 
     kube.forbid("create", "pods/exec")
     refused = http.get(f"/sandboxes/{NAME}/files/workspace/x")
@@ -170,4 +175,5 @@ def test_refusals_are_answered_and_recorded(router: Router, kube: FakeKubernetes
                       ("error", "/workspace/etc/evil"), ("error", "/workspace/big.bin")]
     reads = [(r["outcome"], r["path"]) for r in _audit(router, tmp_path, "files.read")]
     assert reads == [("error", "/workspace/etc/passwd"), ("error", "/workspace/nope"),
+                     ("error", "/workspace/dir"), ("error", "/workspace/huge"),
                      ("error", "/workspace/x"), ("error", "/workspace/etc/passwd")]
