@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import tracemalloc
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -287,3 +288,25 @@ def test_a_body_that_fails_midway_leaves_the_old_file(
         driver.plane.files.write_file(sb, "/workspace/f", broken(), size=10_000)
     assert (workspace / "f").read_bytes() == b"old"
     wait_for(lambda: _leftovers(workspace) == [], "the temporary file to go")
+
+
+def test_an_archive_is_streamed_in_flat_memory(driver: Driver,
+                                               sandbox: tuple[Sandbox, Path]) -> None:
+    sb, workspace = sandbox
+    big = os.urandom(24 * MiB)  # random: the zip is as big as its input
+    (workspace / "big.bin").write_bytes(big)
+    for i in range(200):
+        (workspace / "many" / f"{i % 10}").mkdir(parents=True, exist_ok=True)
+        (workspace / "many" / f"{i % 10}" / f"f{i}").write_bytes(b"x" * i)
+    tracemalloc.start()
+    try:
+        total = 0
+        largest = 0
+        for piece in driver.plane.files.archive(sb):
+            total += len(piece)
+            largest = max(largest, len(piece))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert total > len(big)
+    assert largest < 2 * MiB and peak < 8 * MiB, (largest, peak)  # never the whole 24 MiB
