@@ -378,6 +378,8 @@ class KubernetesFiles:
             if first is None:
                 code, detail = output.finish()
                 raise _refusal(code, detail, "read", cleaned, parts)
+            if not first[0].isdigit():
+                raise ControlPlaneError("read failed: the pod sent no size for the file")
             size = int(first[0])
         except BaseException:
             output.close()
