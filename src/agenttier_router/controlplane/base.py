@@ -23,7 +23,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .files import SandboxFiles
 
 __all__ = [
     "ControlPlane",
@@ -359,6 +362,12 @@ class ControlPlane(Protocol):
         Raises :class:`ShareLinkNotFound` for an unknown hash, and :class:`ShareLinkRefused`
         when the link has expired, is used up, or ``identity`` owns the sandbox.
         """
+
+    # -- files: a seam of its own (controlplane/files.py), kept apart from the verbs above --
+
+    @property
+    def files(self) -> SandboxFiles:
+        """List, read, write and zip a Running sandbox's workspace (see :mod:`.files`)."""
 
 
 @runtime_checkable

@@ -62,6 +62,7 @@ from .changes import (
     resources_of,
 )
 from .checks import check_command, check_identity, check_label, check_timeout
+from .localfiles import LocalFiles
 from .localstate import STATE_FILE, SandboxStore, Saved, SavedLink
 from .output import OutputCapture, marker
 from .sharelinks import (
@@ -199,6 +200,7 @@ class LocalControlPlane:
         self._restore()
         self._heart = threading.Thread(target=self._beat, name="sandbox-heartbeat", daemon=True)
         self._heart.start()
+        self._files = LocalFiles(self.workdir, self.get)
 
     def __repr__(self) -> str:
         return f"LocalControlPlane(root={str(self._root)!r}, sandboxes={len(self._sandboxes)})"
@@ -249,6 +251,11 @@ class LocalControlPlane:
         """Return one sandbox, or raise :class:`SandboxNotFound`."""
         with self._lock:
             return self._entry(name, namespace).sandbox
+
+    @property
+    def files(self) -> LocalFiles:
+        """The sandboxes' files: their working directories (``localfiles``)."""
+        return self._files
 
     def workdir(self, name: str, namespace: str) -> Path:
         """The sandbox's working directory: what its ``/workspace`` is, for file transfers."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import functools
 import logging
+import posixpath
 import sys
 import threading
 from collections import OrderedDict
@@ -52,6 +53,7 @@ from ..base import (
 )
 from ..changes import checked
 from ..checks import check_command, check_identity, check_label, check_timeout
+from ..files import WORKSPACE
 from ..sharelinks import (
     check_kind,
     check_new_link,
@@ -71,6 +73,7 @@ from ._api import (
 )
 from .events import FIELD_SELECTOR, event_about, router_event, stand_in, transition_of_event
 from .exec import CONTAINER, run_in_pod
+from .files import KubernetesFiles
 from .informer import Informer, Key, key_of
 from .objects import (
     format_time,
@@ -153,6 +156,7 @@ class KubernetesControlPlane:
         self._templates_version = 0
         self._templates_cache: tuple[int, Mapping[str, Template]] | None = None
         self._closed = False
+        self._files = KubernetesFiles(api_client, self._exec_target, container=exec_container)
 
         custom = self._custom
         if namespace is None:
@@ -402,14 +406,40 @@ class KubernetesControlPlane:
         """
         check_command(command)
         check_timeout(timeout)
+        pod, _ = self._exec_target(name, namespace)
+        return run_in_pod(self._api, namespace, pod, command, float(timeout),
+                          container=self._container)
+
+    @property
+    def files(self) -> KubernetesFiles:
+        """The sandboxes' files, through ``pods/exec`` in their pods (:mod:`.files`)."""
+        return self._files
+
+    def _exec_target(self, name: str, namespace: str) -> tuple[str, str]:
+        """A Running sandbox's pod and workspace root; :class:`SandboxConflict` otherwise."""
         sandbox = self.get(name, namespace)
         obj = self._raw((namespace, name)) or {}
         status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
         pod = status.get("podName") if isinstance(status, dict) else None
         if sandbox.phase is not Phase.RUNNING or not isinstance(pod, str) or not pod:
             raise SandboxConflict("sandbox is not running")
-        return run_in_pod(self._api, namespace, pod, command, float(timeout),
-                          container=self._container)
+        return pod, self._mount_path(obj)
+
+    def _mount_path(self, obj: Mapping[str, Any]) -> str:
+        """``spec.storage.mountPath``: the sandbox's own, else its template's, else /workspace."""
+        spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+        assert isinstance(spec, dict)
+        storage = spec.get("storage")
+        path = storage.get("mountPath") if isinstance(storage, dict) else None
+        if not path:
+            merged = self._resolved_template(obj)[1]
+            storage = merged.get("storage")
+            path = storage.get("mountPath") if isinstance(storage, dict) else None
+        path = path or WORKSPACE
+        if not isinstance(path, str) or not path.startswith("/") or "\0" in path:
+            raise InvalidRequest(f"the sandbox's storage.mountPath {path!r} is not an "
+                                 "absolute path")
+        return posixpath.normpath(path)
 
     def share(self, name: str, namespace: str, kind: Literal["user", "group"], identity: str,
               level: ShareLevel) -> Sandbox:
@@ -743,22 +773,31 @@ class KubernetesControlPlane:
         known = sorted(self.templates())
         raise InvalidRequest(f"unknown template {template!r}; known: {', '.join(known)}")
 
-    def _sandbox_template(self, obj: Mapping[str, Any]) -> Template:
-        # What it runs with: an update's resources count only from its next start.
-        spec = running_spec(obj)
+    def _resolved_template(self, obj: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The name of a sandbox's template and its merged spec ({} when it cannot be resolved)."""
+        spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+        assert isinstance(spec, dict)
         ref = spec.get("templateRef")
         if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
-            return effective_template("", {}, spec)
+            return "", {}
         name = ref["name"]
         kind = str(ref.get("kind") or NAMESPACED_KIND)
         namespace = str(meta(obj).get("namespace", ""))
         try:
-            merged = resolve(kind, name, str(ref.get("namespace") or namespace), self._lookup)
+            return name, resolve(kind, name, str(ref.get("namespace") or namespace),
+                                 self._lookup)
         except InvalidRequest as error:
             self._warn(f"sandbox-template/{namespace}/{meta(obj).get('name')}",
                        "sandbox %s/%s: its template is not resolved (%s); pricing it from "
                        "its own requests", namespace, meta(obj).get("name"), error)
-            merged = {}
+            return name, {}
+
+    def _sandbox_template(self, obj: Mapping[str, Any]) -> Template:
+        # What it runs with: an update's resources count only from its next start.
+        spec = running_spec(obj)
+        name, merged = self._resolved_template(obj)
+        if not name:
+            return effective_template("", {}, spec)
         return effective_template(name, merged, spec)
 
     def _on_template(self, kind: str, old: Mapping[str, Any] | None,
