@@ -95,7 +95,7 @@ def test_two_replicas_racing_for_three_uses_grant_exactly_three(
     digest = _digest()
     kplane.create_share_link("sb-1", NS, token_hash=digest, level="viewer",
                              expires_at=None, max_uses=3)
-    wait_for(lambda: bool(replica.get("sb-1", NS).shares.links), "the replica's informer")
+    wait_for(lambda: any(s.shares.links for s in replica.named("sb-1")), "the replica's informer")
     people = [f"user-{i}" for i in range(8)]
     start = threading.Barrier(len(people))
     won: list[str] = []
