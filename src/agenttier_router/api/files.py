@@ -13,11 +13,10 @@ machine (the local plane); on any other, these routes answer 503.
 from __future__ import annotations
 
 import asyncio
-import queue
 import re
 from collections.abc import Iterator
 from pathlib import Path as FsPath
-from typing import Annotated, Any, Protocol, runtime_checkable
+from typing import Annotated, Protocol, runtime_checkable
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -26,7 +25,6 @@ from starlette.convertors import PathConvertor, register_url_convertor
 
 from agenttier_router.controlplane import (
     ControlPlane,
-    ControlPlaneError,
     ControlPlaneUnavailable,
     Phase,
     Sandbox,
@@ -35,7 +33,6 @@ from agenttier_router.controlplane import (
 from agenttier_router.controlplane.localfiles import (
     MAX_FILE_BYTES,
     WORKSPACE,
-    FileTooLarge,
     archive,
     clean_path,
     list_dir,
@@ -45,6 +42,7 @@ from agenttier_router.controlplane.localfiles import (
 
 from .acting import Namespace, SandboxId, act, caller_of
 from .auth import Access, Identity
+from .bodies import BodyFeed
 from .context import services
 from .models import ErrorOut
 from .models_sdk import FileEntryOut, FileListOut, FileWrittenOut
@@ -135,48 +133,6 @@ def read_file(sandbox_id: SandboxId, file_path: str, request: Request,
                  "Content-Disposition": _attachment(opened.name)})
 
 
-_END, _TOO_LARGE, _GONE = object(), object(), object()
-_HANDOFF = 1 << 20
-
-
-def _fed(chunks: queue.SimpleQueue[Any]) -> Iterator[bytes]:
-    """The body's chunks as the event loop hands them over, ending at ``_END``."""
-    while True:
-        item = chunks.get()
-        if item is _END:
-            return
-        if item is _TOO_LARGE:
-            raise FileTooLarge(f"payload exceeds {MAX_FILE_BYTES} bytes")
-        if item is _GONE:
-            raise ControlPlaneError("the upload ended before its body did")
-        yield item
-
-
-async def _pump(request: Request, chunks: queue.SimpleQueue[Any],
-                writer: asyncio.Future[int]) -> None:
-    """Hand the body to the writer as it arrives, up to 32 MiB; stop if the writer is done."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_FILE_BYTES:
-        chunks.put(_TOO_LARGE)  # refused without reading a byte of it
-        return
-    size = 0
-    batch = bytearray()
-    async for chunk in request.stream():
-        if writer.done():  # refused (401, 404, 409, a bad path): the rest is not wanted
-            return
-        size += len(chunk)
-        if size > MAX_FILE_BYTES:
-            chunks.put(_TOO_LARGE)
-            return
-        batch += chunk
-        if len(batch) >= _HANDOFF:  # one hand-off per MiB, not per socket read
-            chunks.put(bytes(batch))
-            batch.clear()
-    if batch:
-        chunks.put(bytes(batch))
-    chunks.put(_END)
-
-
 @router.put("/sandboxes/{sandbox_id}/files/{file_path:anypath}", status_code=201,
             response_model=FileWrittenOut)
 async def write_file_route(sandbox_id: SandboxId, file_path: str, request: Request,
@@ -188,19 +144,19 @@ async def write_file_route(sandbox_id: SandboxId, file_path: str, request: Reque
     body still arrives, so the write overlaps the upload instead of following it.
     """
     plane = services(request).control_plane
-    chunks: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    body = BodyFeed(MAX_FILE_BYTES)
 
     def write(sandbox: Sandbox) -> int:
-        return write_file(_root(plane, sandbox), file_path, _fed(chunks))
+        return write_file(_root(plane, sandbox), file_path, body.pieces())
 
     shown = _shown(file_path)
     writer = asyncio.ensure_future(run_in_threadpool(
         act, request, identity, "files.write", sandbox_id, namespace, Access.OWN, write,
         lambda n: {"bytes": n}, {"path": shown}))
     try:
-        await _pump(request, chunks, writer)
+        await body.pump(request, writer)
     finally:
-        chunks.put(_GONE)  # after _END it is never read; otherwise it ends the writer
+        body.close()  # after the body's end it is never read; otherwise it ends the writer
         written = await writer
     return FileWrittenOut(path=shown, bytes=written)
 
