@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -75,6 +77,15 @@ def _timed(action: Callable[[], object]) -> float:
     started = time.perf_counter()
     action()
     return time.perf_counter() - started
+
+
+def _cpu(pid: int | None) -> float:
+    """Seconds of CPU (user + system) used so far by process ``pid``, or by cp's (None)."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -133,9 +144,12 @@ def main() -> None:
                 clients["in-process"] = inproc.http("alice")
                 clients["in-process"].timeout = httpx.Timeout(120)
                 bare_http = httpx.Client(timeout=120)
-                times = _rounds(args.rounds, data, source, tmp, library, clients,
-                                f"http://127.0.0.1:{bare.port}/put", bare_http,
-                                write_file, read_file)
+                pids = {name: server.proc.pid for name, server in servers.items()
+                        if server.proc is not None}  # the in-process Router has none
+                assert bare.proc is not None
+                times, cpu = _rounds(args.rounds, data, source, tmp, library, clients, pids,
+                                     (f"http://127.0.0.1:{bare.port}/put", bare_http,
+                                      bare.proc.pid), write_file, read_file)
                 bare_http.close()
         finally:
             for client in clients.values():
@@ -144,11 +158,14 @@ def main() -> None:
                 server.stop()
     cp = statistics.median(times["cp"])
     print(f"32 MiB file, {args.rounds} rounds, medians; ratio = cp time / its time "
-          "(>= 0.5 wanted)")
-    print(f"{'what':<20} {'ms':>8} {'MiB/s':>8} {'vs cp':>6}")
+          f"(>= 0.5 wanted); CPU ms per operation (mean); load average {os.getloadavg()[0]:.1f}")
+    print(f"| {'what':<16} | {'ms':>6} | {'MiB/s':>5} | {'vs cp':>5} | CPU self | CPU child "
+          "| CPU server |")
     for name, samples in times.items():
         m = statistics.median(samples)
-        print(f"{name:<20} {m * 1000:8.1f} {32 / m:8.0f} {cp / m:6.2f}")
+        mine, child, server = (c / args.rounds * 1000 for c in cpu[name])
+        print(f"| {name:<16} | {m * 1000:6.1f} | {32 / m:5.0f} | {cp / m:5.2f} | {mine:8.1f} "
+              f"| {child:9.1f} | {server:10.1f} |")
 
 
 def _wait_port(port: int) -> None:
@@ -164,43 +181,56 @@ def _wait_port(port: int) -> None:
 
 
 def _rounds(rounds: int, data: bytes, source: Path, tmp: Path, library: Path,
-            clients: dict[str, httpx.Client], bare_url: str, bare_http: httpx.Client,
+            clients: dict[str, httpx.Client], pids: dict[str, int],
+            bare: tuple[str, httpx.Client, int],
             write_file: Callable[..., int], read_file: Callable[..., bytes],
-            ) -> dict[str, list[float]]:
-    path = "/sandboxes/bench/files/workspace/http.bin"
-    times: dict[str, list[float]] = {"cp": [], "library write": [], "library read": []}
-    for name in clients:
-        times[f"PUT {name}"] = []
-        if name != "in-process":
-            times[f"GET {name}"] = []
-    times["bare PUT"] = []
+            ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Each step once a round: its wall times, and its CPU seconds summed over the rounds.
 
-    def put(client: httpx.Client) -> None:
-        response = client.put(path, content=data)
+    CPU is counted three ways: ``self`` (this process: httpx, the library, or a Router in
+    this process), ``child`` (``cp`` and ``curl``), ``server`` (a Router in its own process).
+    """
+    path = "/sandboxes/bench/files/workspace/http.bin"
+
+    def put(client: httpx.Client, url: str = path) -> None:
+        response = client.put(url, content=data)
         response.raise_for_status()
-        assert response.json()["bytes"] == SIZE, response.text
+        assert int(response.json()["bytes"] if url == path else response.text) == SIZE
 
     def get(client: httpx.Client) -> None:
         response = client.get(path)
         response.raise_for_status()
         assert len(response.content) == SIZE
 
+    copy = ["cp", str(source), str(tmp / "copy.bin")]
+    steps: list[tuple[str, Callable[[], object], int | None]] = [
+        ("cp", lambda: subprocess.run(copy, check=True), None),
+        ("library write", lambda: write_file(library, "/workspace/lib.bin", data), None),
+        ("library read", lambda: read_file(library, "/workspace/lib.bin"), None),
+    ]
+    for name, client in clients.items():
+        steps.append((f"PUT {name}", lambda c=client: put(c), pids.get(name)))
+        if name == "after" and shutil.which("curl"):
+            curl = ["curl", "-sS", "-f", "-o", os.devnull, "-T", str(source), "-H", "Expect:",
+                    "-H", f"X-API-Key: {KEY}", str(client.base_url).rstrip("/") + path]
+            steps.append(("PUT after, curl", lambda c=curl: subprocess.run(c, check=True),
+                          pids[name]))
+        if name != "in-process":
+            steps.append((f"GET {name}", lambda c=client: get(c), pids.get(name)))
+    bare_url, bare_http, bare_pid = bare
+    steps.append(("bare PUT", lambda: put(bare_http, bare_url), bare_pid))
+    times: dict[str, list[float]] = {name: [] for name, _, _ in steps}
+    cpu: dict[str, list[float]] = {name: [0.0, 0.0, 0.0] for name, _, _ in steps}
     for _ in range(rounds):
-        times["cp"].append(_timed(lambda: subprocess.run(
-            ["cp", str(source), str(tmp / "copy.bin")], check=True)))
-        times["library write"].append(_timed(
-            lambda: write_file(library, "/workspace/lib.bin", data)))
-        times["library read"].append(_timed(
-            lambda: read_file(library, "/workspace/lib.bin")))
-        for name, client in clients.items():
-            times[f"PUT {name}"].append(_timed(lambda c=client: put(c)))  # type: ignore[misc]
-            if name != "in-process":
-                times[f"GET {name}"].append(_timed(lambda c=client: get(c)))  # type: ignore[misc]
-        times["bare PUT"].append(_timed(
-            lambda: bare_http.put(bare_url, content=data).raise_for_status()))
+        for name, action, pid in steps:
+            before = (time.process_time(), _cpu(None), _cpu(pid) if pid else 0.0)
+            times[name].append(_timed(action))
+            after = (time.process_time(), _cpu(None), _cpu(pid) if pid else 0.0)
+            cpu[name] = [total + a - b
+                         for total, a, b in zip(cpu[name], after, before, strict=True)]
     for name, client in clients.items():  # what was written is what was sent
         assert client.get(path).content == data, name
-    return times
+    return times, cpu
 
 
 if __name__ == "__main__":
