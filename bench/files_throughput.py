@@ -7,7 +7,10 @@ All side by side in one run, alternating round by round so machine noise hits ea
 - ``library``: :func:`write_file` of the bytes in memory (temporary file, rename), then
   :func:`read_file` of them back;
 - ``after``: ``PUT`` and ``GET`` through ``agenttier-router serve`` (the command as shipped,
-  with its uvicorn options; storage off) in its own process, with httpx in this one;
+  with its uvicorn options; storage off) in its own process, with httpx in this one (the
+  SDK's client); ``PUT after, curl`` is the same upload by ``curl -T``, a lighter client;
+- ``after h11``: the same Router served on h11 and asyncio, as before httptools and uvloop
+  were dependencies (what the code changes gave, without the parser and loop);
 - ``before`` (with ``--before COMMIT``): the same through the Router of ``COMMIT``'s source,
   served on h11 and asyncio as it was before httptools and uvloop were dependencies;
 - ``in-process``: the ``PUT`` through a Router in this process (``running_router``, as the
@@ -16,8 +19,11 @@ All side by side in one run, alternating round by round so machine noise hits ea
 - ``bare PUT``: a ``PUT`` to a bare Starlette route that only counts the body, on uvicorn
   in its own process: the ceiling the HTTP stack itself sets, whatever the handler does.
 
-Prints medians in ms and MiB/s, and each one's ratio to ``cp`` (ratio = cp time / its time,
-so above 1 is faster than cp). Run: ``python bench/files_throughput.py --rounds 21
+Prints medians in ms and MiB/s, each one's ratio to ``cp`` (ratio = cp time / its time,
+so above 1 is faster than cp), and the CPU each used per operation: this process's (httpx,
+the library, the in-process Router), its children's (``cp``, ``curl``), and the Router's
+or bare server's process. On a shared machine the wall times follow the load; the CPU
+figures much less. Run: ``python bench/files_throughput.py --rounds 21
 --before 6d0228d``.
 """
 
@@ -117,6 +123,8 @@ def main() -> None:
         write_keys(tmp)
         auth = ("--api-keys", str(tmp / "keys.json"))
         servers["after"] = Router("files-after", None, auth=auth)
+        servers["after h11"] = Router("files-after-h11", None, auth=auth, script=Path(__file__),
+                                      extra=["--child-router", "h11,asyncio"])
         if args.before:
             servers["before"] = Router("files-before", None, auth=auth, script=Path(__file__),
                                        extra=["--child-router", "h11,asyncio"],

@@ -2,11 +2,11 @@
 
 The upload route (``PUT …/files/<path>``) writes the file on a worker thread
 while the body still arrives, so that the write overlaps the upload. The
-event loop keeps the body's pieces as uvicorn gives them (no copy) and hands
-them over a MiB at a time: one wake-up of the writing thread per MiB, not per
-socket read, and one ``writev`` of the pieces there. Handing over joined
-``bytes`` (two copies of every byte) is part of what
-kept an upload at 0.30 of ``cp``'s speed (BENCHMARKS.md: "Upload of a 32 MiB file").
+event loop keeps the body's pieces as uvicorn hands them over (no copy) and
+passes them on a MiB at a time: one wake-up of the writing thread per MiB, not
+per socket read, and one ``os.writev`` of the pieces there. Before, each MiB
+was joined into ``bytes`` first (two more copies of every byte, on the event
+loop). BENCHMARKS.md, "Upload of a 32 MiB file", has the figures.
 """
 
 from __future__ import annotations

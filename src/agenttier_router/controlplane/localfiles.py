@@ -24,7 +24,8 @@ or written.
 **Atomic writes.** A write goes to a temporary file in the same directory,
 then is renamed over the target: a reader sees the old bytes or the new
 ones, never half. It is not fsync'ed: a local sandbox is evaluation-only
-and lives no longer than the Router's process.
+and lives no longer than the Router's process. A replaced file of 1 MiB or
+more is freed on a background thread after the rename, not inside it.
 
 The errors are the control plane's, plus two::
 
