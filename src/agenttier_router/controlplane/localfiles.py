@@ -426,8 +426,8 @@ def _hold(parent: int, name: str) -> int | None:
         return None
     try:
         return os.open(name, _O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
-    except OSError:  # gone, or a link swapped in: rename(2) frees it, as without a hold
-        return None
+    except OSError:  # gone already: the rename frees nothing (a link swapped in is held as
+        return None  # the link itself, which is harmless: the descriptor is only closed)
 
 
 def _retire(fd: int) -> None:
