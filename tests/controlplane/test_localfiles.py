@@ -151,6 +151,46 @@ def test_opened_file_streams_in_chunks_and_closes(root: Path) -> None:
     assert [len(p) for p in pieces] == [100_000, 100_000, 56_000]
 
 
+def test_lists_of_pieces_are_written_in_order(root: Path) -> None:
+    pieces = [os.urandom(n % 97) for n in range(3000)]  # more than one writev takes
+    data: list[object] = [pieces[:1500], b"", bytearray(b"mid"), [], [memoryview(b"xyz")],
+                          pieces[1500:]]
+    expected = b"".join(pieces[:1500]) + b"mid" + b"xyz" + b"".join(pieces[1500:])
+    assert write_file(root, "/workspace/pieces.bin", data) == len(expected)  # type: ignore[arg-type]
+    assert (root / "pieces.bin").read_bytes() == expected
+
+
+def test_lists_of_pieces_past_the_limit_keep_the_old_file(root: Path) -> None:
+    write_file(root, "/workspace/f", b"original")
+    with pytest.raises(FileTooLarge, match="payload exceeds 10 bytes"):
+        write_file(root, "/workspace/f", [[b"12345", b"678"], [b"9", b"01"]], max_bytes=10)
+    assert read_file(root, "/workspace/f") == b"original"
+    assert sorted(p.name for p in root.iterdir()) == ["f"]
+
+
+def _descriptors() -> set[str]:
+    return {os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+            if os.path.exists(f"/proc/self/fd/{fd}")}
+
+
+def test_replacing_a_large_file_lets_the_old_one_go(root: Path) -> None:
+    old, new = os.urandom(2 << 20), os.urandom(2 << 20)
+    write_file(root, "/workspace/big.bin", old)
+    with open(root / "big.bin", "rb") as reader:  # a reader keeps the old bytes, as ever
+        before = _descriptors()
+        assert write_file(root, "/workspace/big.bin", new) == len(new)
+        assert (root / "big.bin").read_bytes() == new
+        assert reader.read() == old
+        assert os.fstat(reader.fileno()).st_nlink == 0
+    # the replaced file's hold is closed on the retiring thread: no descriptor is kept
+    for _ in range(500):
+        if _descriptors() <= before:
+            break
+        threading.Event().wait(0.01)
+    assert _descriptors() <= before
+    assert sorted(p.name for p in root.iterdir()) == ["big.bin"]
+
+
 # -- symlinks ------------------------------------------------------------------------------
 
 def test_a_link_to_etc_is_never_followed(root: Path) -> None:

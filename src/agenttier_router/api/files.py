@@ -14,27 +14,26 @@ in the sandbox's pod (503 with ``Retry-After`` while that cannot be reached).
 from __future__ import annotations
 
 import asyncio
-import queue
 import re
 from collections.abc import Iterator
 from pathlib import PurePosixPath
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from starlette.convertors import PathConvertor, register_url_convertor
 
-from agenttier_router.controlplane import ControlPlaneError, Sandbox
+from agenttier_router.controlplane import Sandbox
 from agenttier_router.controlplane.files import (
     MAX_FILE_BYTES,
     WORKSPACE,
-    FileTooLarge,
     clean_path,
 )
 
 from .acting import Namespace, SandboxId, act, caller_of
 from .auth import Access, Identity
+from .bodies import BodyFeed
 from .context import services
 from .models import ErrorOut
 from .models_sdk import FileEntryOut, FileListOut, FileWrittenOut
@@ -106,48 +105,6 @@ def read_file(sandbox_id: SandboxId, file_path: str, request: Request,
                  "Content-Disposition": _attachment(opened.name)})
 
 
-_END, _TOO_LARGE, _GONE = object(), object(), object()
-_HANDOFF = 1 << 20
-
-
-def _fed(chunks: queue.SimpleQueue[Any]) -> Iterator[bytes]:
-    """The body's chunks as the event loop hands them over, ending at ``_END``."""
-    while True:
-        item = chunks.get()
-        if item is _END:
-            return
-        if item is _TOO_LARGE:
-            raise FileTooLarge(f"payload exceeds {MAX_FILE_BYTES} bytes")
-        if item is _GONE:
-            raise ControlPlaneError("the upload ended before its body did")
-        yield item
-
-
-async def _pump(request: Request, chunks: queue.SimpleQueue[Any],
-                writer: asyncio.Future[int]) -> None:
-    """Hand the body to the writer as it arrives, up to 32 MiB; stop if the writer is done."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_FILE_BYTES:
-        chunks.put(_TOO_LARGE)  # refused without reading a byte of it
-        return
-    size = 0
-    batch = bytearray()
-    async for chunk in request.stream():
-        if writer.done():  # refused (401, 404, 409, a bad path): the rest is not wanted
-            return
-        size += len(chunk)
-        if size > MAX_FILE_BYTES:
-            chunks.put(_TOO_LARGE)
-            return
-        batch += chunk
-        if len(batch) >= _HANDOFF:  # one hand-off per MiB, not per socket read
-            chunks.put(bytes(batch))
-            batch.clear()
-    if batch:
-        chunks.put(bytes(batch))
-    chunks.put(_END)
-
-
 @router.put("/sandboxes/{sandbox_id}/files/{file_path:anypath}", status_code=201,
             response_model=FileWrittenOut)
 async def write_file_route(sandbox_id: SandboxId, file_path: str, request: Request,
@@ -159,21 +116,21 @@ async def write_file_route(sandbox_id: SandboxId, file_path: str, request: Reque
     body still arrives, so the write overlaps the upload instead of following it.
     """
     plane = services(request).control_plane
-    chunks: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    body = BodyFeed(MAX_FILE_BYTES)
     declared = request.headers.get("content-length", "")
     size = int(declared) if declared.isdigit() else None  # lets a plane stream at once
 
     def write(sandbox: Sandbox) -> int:
-        return plane.files.write_file(sandbox, file_path, _fed(chunks), size=size)
+        return plane.files.write_file(sandbox, file_path, body.pieces(), size=size)
 
     shown = _shown(file_path)
     writer = asyncio.ensure_future(run_in_threadpool(
         act, request, identity, "files.write", sandbox_id, namespace, Access.OWN, write,
         lambda n: {"bytes": n}, {"path": shown}))
     try:
-        await _pump(request, chunks, writer)
+        await body.pump(request, writer)
     finally:
-        chunks.put(_GONE)  # after _END it is never read; otherwise it ends the writer
+        body.close()  # after the body's end it is never read; otherwise it ends the writer
         written = await writer
     return FileWrittenOut(path=shown, bytes=written)
 

@@ -51,6 +51,7 @@ from .localfiles import (
     DirListing,
     FileNotFound,
     FileTooLarge,
+    Piece,
     clean_path,
 )
 
@@ -61,6 +62,7 @@ __all__ = [
     "DirListing",
     "FileNotFound",
     "FileTooLarge",
+    "Piece",
     "ReadableFile",
     "SandboxFiles",
     "clean_path",
@@ -104,7 +106,7 @@ class SandboxFiles(Protocol):
     def open_file(self, sandbox: Sandbox, path: str) -> ReadableFile:
         """Open the regular file at ``path``; :class:`FileTooLarge` over 32 MiB, checked first."""
 
-    def write_file(self, sandbox: Sandbox, path: str, chunks: Iterable[bytes], *,
+    def write_file(self, sandbox: Sandbox, path: str, chunks: Iterable[Piece], *,
                    size: int | None = None) -> int:
         """Write ``chunks`` to ``path`` atomically, making parents; return the bytes written.
 

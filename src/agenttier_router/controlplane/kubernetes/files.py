@@ -75,6 +75,7 @@ from ..files import (
     DirListing,
     FileNotFound,
     FileTooLarge,
+    Piece,
     clean_path,
 )
 from .exec import CONTAINER, ExecSession, exit_status, open_session
@@ -386,9 +387,10 @@ class KubernetesFiles:
             raise
         return _PodFile(output, cleaned, size, first[1])
 
-    def write_file(self, sandbox: Sandbox, path: str, chunks: Iterable[bytes], *,
+    def write_file(self, sandbox: Sandbox, path: str, pieces: Iterable[Piece], *,
                    size: int | None = None) -> int:
-        """Stream ``chunks`` into the file at ``path`` (see the module's docstring)."""
+        """Stream ``pieces`` into the file at ``path`` (see the module's docstring)."""
+        chunks = _flat(pieces)
         cleaned, parts = clean_path(path)
         if not parts:
             raise InvalidRequest(f"{cleaned} is a directory")
@@ -598,3 +600,12 @@ def _info(arcname: str, mode: int, mtime: float) -> zipfile.ZipInfo:
     else:
         entry.compress_type = zipfile.ZIP_DEFLATED
     return entry
+
+
+def _flat(pieces: Iterable[Piece]) -> Iterator[bytes]:
+    """Each chunk of ``pieces`` in turn, a list of them taken apart."""
+    for piece in pieces:
+        if isinstance(piece, bytes | bytearray | memoryview):
+            yield bytes(piece)
+        else:
+            yield from (bytes(chunk) for chunk in piece)
