@@ -95,7 +95,7 @@ class SecretKeyStore:
         self._revoked: set[str] = set()  # removed here; a late watch event must not revive it
         self._warn = RateLimitedWarning(_log)
         self._informer = Informer(
-            "secrets (api keys)",
+            "secrets",
             functools.partial(self._core.list_namespaced_secret, namespace),
             self._on_secret, label_selector=LABEL_SELECTOR, watch_timeout=watch_timeout,
             backoff=backoff)

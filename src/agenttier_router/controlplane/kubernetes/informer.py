@@ -219,6 +219,7 @@ class Informer:
             allow_watch_bookmarks=True, _preload_content=False,
             _request_timeout=(10, self._watch_timeout + 30), **self._selector)
         self._response = response
+        self._problem = None  # the API server answers: a quiet watch is a healthy one
         try:
             if self._stop.is_set():  # close() ran before the response was there to shut
                 return
