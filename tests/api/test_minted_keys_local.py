@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from agenttier.exceptions import AuthenticationError, AuthorizationError
 from apikey_helpers import ApiKeys
@@ -269,3 +270,21 @@ def test_a_scoped_key_without_groups_may_do_every_group_and_is_listed_for_admins
     assert router.http(created["key"]).get("/sandboxes/sb-2").status_code == 401
     body = router.http("carol").get("/admin/sandboxes").json()
     assert all(s["scopedApiKeys"] == [] for s in body["sandboxes"])
+
+
+def test_a_minted_key_signs_in_to_the_pages_until_it_is_revoked(router: Router) -> None:
+    keys = ApiKeys(router.http("alice"))
+    user_key = keys.create("browser")
+    scoped = keys.create("agent", sandbox_id="sb-1")
+    with httpx.Client(base_url=router.url, follow_redirects=False,
+                      headers={"Origin": router.url}) as browser:
+        refused = browser.post("/ui/signin", data={"api_key": scoped["key"], "next": "/ui/"})
+        assert refused.status_code == 401  # a scoped key cannot sign in
+        signed = browser.post("/ui/signin", data={"api_key": user_key["key"],
+                                                  "next": "/ui/sandboxes"})
+        assert signed.status_code == 303 and browser.cookies.get("agenttier_session")
+        page = browser.get("/ui/sandboxes")
+        assert page.status_code == 200 and "sb-1" in page.text
+        assert keys.revoke(user_key["id"]).status_code == 200
+        after = browser.get("/ui/sandboxes")  # the session ends with its key
+        assert after.status_code == 303 and "/ui/signin" in after.headers["location"]

@@ -97,7 +97,7 @@ def _check_scope(svc: Services, request: Request, identity: Identity, action: st
         return
     svc.recording.audit(identity, action, sandbox_id=name or "", namespace=namespace or "",
                         resource=resource or "sandbox", outcome="denied", source=source(request),
-                        details={"reason": reason, "keyId": identity.scope.key_id,
+                        details={"reason": reason, "keyId": identity.key_id,
                                  "method": request.method, "path": request.url.path})
     raise ApiError(403, reason)
 
@@ -214,7 +214,7 @@ def act(
         scope_refusal(scope, action, sandbox.name, sandbox.namespace)
     if scope is not None and refusal is not None:  # its name in another namespace; bulk items
         svc.recording.audit(identity, action, outcome="denied", **where,
-                            details={**base, "reason": refusal, "keyId": scope.key_id})
+                            details={**base, "reason": refusal, "keyId": identity.key_id})
         raise ApiError(403, refusal)
     if access(identity, sandbox) < need:
         svc.recording.audit(identity, action, outcome="denied", **where,

@@ -34,7 +34,6 @@ __all__ = ["DEV_IDENTITY", "Access", "Identity", "KeyScope", "KeyStore", "access
 class KeyScope:
     """What a sandbox-scoped API key reaches: one sandbox, and only its action groups."""
 
-    key_id: str
     sandbox: str
     namespace: str
     groups: frozenset[str]
@@ -42,13 +41,15 @@ class KeyScope:
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """An authenticated caller; ``scope`` is set for a sandbox-scoped API key."""
+    """An authenticated caller; ``key_id`` is set for a minted API key, ``scope`` for a
+    sandbox-scoped one."""
 
     subject: str
     email: str = ""
     name: str = ""
     groups: tuple[str, ...] = field(default_factory=tuple)
     is_admin: bool = False
+    key_id: str = ""
     scope: KeyScope | None = None
 
 

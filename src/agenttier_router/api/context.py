@@ -32,10 +32,18 @@ def _minted(key: MintedKey) -> Identity:
     """The caller a minted key authenticates: its owner, under the key's name, never admin."""
     scope = None
     if key.scoped:
-        scope = KeyScope(key_id=key.id, sandbox=key.sandbox, namespace=key.namespace,
+        scope = KeyScope(sandbox=key.sandbox, namespace=key.namespace,
                          groups=frozenset(key.action_groups))
     return Identity(subject=key.user_id, email=key.email, name=key.name, groups=(),
-                    is_admin=False, scope=scope)
+                    is_admin=False, key_id=key.id, scope=scope)
+
+
+def _still_valid(built: Services, identity: Identity | None) -> Identity | None:
+    """A session's identity, unless it signed in with a minted key since revoked or expired."""
+    if identity is None or not identity.key_id:
+        return identity
+    key = built.api_keys.get(identity.key_id) if built.api_keys is not None else None
+    return identity if key is not None and not key.expired() else None
 
 
 def identify_key(built: Services, presented: str, *, scoped: bool = False) -> Identity | None:
@@ -84,7 +92,7 @@ def authenticate(built: Services, request: HTTPConnection, *,
         # export link is a read); SameSite=Strict keeps other sites from sending it at all.
         sessions: SessionStore | None = getattr(request.app.state, "sessions", None)
         if sessions is not None:
-            return sessions.identify(request.cookies.get(COOKIE))
+            return _still_valid(built, sessions.identify(request.cookies.get(COOKIE)))
     return None
 
 
