@@ -165,6 +165,8 @@ def test_unknown_fields_in_an_api_key_request_are_refused() -> None:
     ({"sandboxId": "sb", "scopes": ["delete"]}, "delete is not an action group"),
     ({"sandboxId": "sb", "actionGroups": ["nope"]}, "unknown action group: nope"),
     ({"sandboxId": "sb", "scopes": ["stop"], "actionGroups": ["resume"]}, "differ"),
+    ({"name": "ci\u202ebad"}, "plain text"),
+    ({"name": "a\x00b"}, "plain text"),
 ])
 def test_bad_api_key_requests(body: dict[str, Any], problem: str) -> None:
     found = ApiKeyCreateRequest.model_validate(body).problem()

@@ -13,6 +13,7 @@ Go Router does; it accepts both ``scopes`` (the Router's name) and
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import (
@@ -66,6 +67,7 @@ __all__ = [
 
 
 _LEVEL = Literal["viewer", "collaborator"]
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 class _Model(BaseModel):
@@ -273,6 +275,8 @@ class ApiKeyCreateRequest(_Model):
     def problem(self) -> str | None:
         """What is wrong with the body's values (a 400), or None."""
         named = self.named_groups()
+        if self.name and _CONTROL.search(self.name):
+            return "name must be plain text (no control characters)"
         if self.scopes is not None and self.action_groups is not None \
                 and sorted(self.scopes) != sorted(self.action_groups):
             return "scopes and actionGroups differ; send one of them"
