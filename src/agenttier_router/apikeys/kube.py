@@ -20,7 +20,9 @@ failed for ``stale_after`` seconds (15), until it has listed again; a watch
 that goes silent without failing is re-made every ``watch_timeout`` seconds (30)
 and given up after 30 s more without a byte. So a revoked key stops everywhere
 within at most ``watch_timeout + 30 + stale_after`` = 75 s even through a
-silent network partition, and within the watch's latency otherwise.
+silent network partition, and within the watch's latency otherwise
+(``bench/apikeys_propagation.py``: before the first Router has answered). A
+Router just started accepts minted keys once it has listed the Secrets.
 """
 
 from __future__ import annotations
