@@ -30,7 +30,19 @@ real API, with the real API's shapes and status codes:
 - bearer-token auth (401), and RBAC refusals on demand (:meth:`forbid`, 403);
 - ``pods/exec`` over WebSocket speaking the channel protocol
   (``v5.channel.k8s.io`` or ``v4``): the command runs here, with ``/bin/sh``,
-  standing in for the pod's container.
+  standing in for the pod's container. Output is sent as it comes, as bytes
+  (binary-safe); with ``stdin=true`` the client's channel 0 frames feed the
+  command's stdin, and on v5 a close frame (``255, 0``) ends it (v4 has none:
+  stdin ends only with the connection). The client's close kills the command.
+
+  **A pod's filesystem.** The command runs on this machine, as this user, so
+  every fake pod sees the same filesystem. The files seam roots each
+  sandbox at its ``spec.storage.mountPath``, so tests that need a pod with a
+  filesystem of its own create the Sandbox with ``spec.storage.mountPath`` set
+  to a temporary directory: ``/workspace/x`` is then ``<that dir>/x`` on this
+  machine, with no root, chroot or namespaces needed. What the fake cannot
+  show is a real container's isolation: a path the Router lets out of the
+  workspace reaches this machine's files, which is what the tests check for.
 
 The tests play the controller through :meth:`FakeKubernetes.set_status`,
 :meth:`post_event`, :meth:`remove_finalizers` and friends.
@@ -62,6 +74,15 @@ __all__ = ["CRD_DIR", "FakeKubernetes", "Resource", "now_rfc3339"]
 CRD_DIR = Path(__file__).resolve().parent.parent / "charts" / "agenttier" / "files" / "crds"
 TOKEN = "fake-router-token"
 STATUS_CHANNEL = 3
+CLOSE_CHANNEL = 255
+
+
+async def _end_tasks() -> None:
+    """Cancel every task still running on the loop (but this one) and wait for them to end."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def now_rfc3339(precise: bool = False) -> str:
@@ -246,6 +267,7 @@ class FakeKubernetes:
         self.forbidden: set[tuple[str, str]] = set()  # (verb, plural) that answer 403
         self.exec_protocols: tuple[str, ...] = ("v5.channel.k8s.io", "v4.channel.k8s.io")
         self.exec_protocols_seen: list[str | None] = []
+        self.stdin_closes = 0  # v5 close frames for stdin received
         # Called as before_write(method, path) before a write is served: a test's way to change
         # the object under a client's feet (then its resourceVersion is stale: 409).
         self.before_write: Callable[[str, str], None] | None = None
@@ -290,6 +312,9 @@ class FakeKubernetes:
             self.drop_watches()
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
             self._runner = None
+            # On a loaded machine a handler can outlive cleanup's grace period: end it
+            # here, so that no connection is left to be closed by the garbage collector.
+            asyncio.run_coroutine_threadsafe(_end_tasks(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         if not self._thread.is_alive():
@@ -771,21 +796,44 @@ class FakeKubernetes:
             raise _Refused(400, "BadRequest",
                            f"container {container} is not valid for pod {name}")
         command = request.query.getall("command", [])
+        feeding = request.query.get("stdin") in ("true", "1")
         socket = web.WebSocketResponse(protocols=self.exec_protocols)
         await socket.prepare(request)
         self.exec_protocols_seen.append(socket.ws_protocol)
+        v5 = socket.ws_protocol == "v5.channel.k8s.io"
         process = await asyncio.create_subprocess_exec(
-            *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, start_new_session=True)
+            *command, stdin=asyncio.subprocess.PIPE if feeding else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            start_new_session=True)
 
         async def pump(stream: asyncio.StreamReader, channel: int) -> None:
             while chunk := await stream.read(32768):
                 await socket.send_bytes(bytes([channel]) + chunk)
 
+        def end_stdin() -> None:
+            if process.stdin is not None and not process.stdin.is_closing():
+                process.stdin.close()
+
+        async def feed(data: bytes) -> None:
+            if process.stdin is None or process.stdin.is_closing():
+                return
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                process.stdin.write(data)
+                await process.stdin.drain()  # back-pressure: the socket waits on the pipe
+
         async def client_gone() -> None:
             async for message in socket:
                 if message.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
                     break
+                if not feeding or message.type is not WSMsgType.BINARY or not message.data:
+                    continue
+                data: bytes = message.data
+                if data[0] == 0:
+                    await feed(data[1:])
+                elif data[0] == CLOSE_CHANNEL and v5 and data[1:2] == b"\0":
+                    self.stdin_closes += 1
+                    end_stdin()
+            end_stdin()
 
         assert process.stdout is not None and process.stderr is not None
         work = asyncio.gather(pump(process.stdout, 1), pump(process.stderr, 2), process.wait())

@@ -92,7 +92,7 @@ def test_bulk_refusals(router: Router, tmp_path: Path) -> None:
 
 def test_bulk_and_files_on_the_kubernetes_plane(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bulk works through the contract on any plane; files answer 503 on Kubernetes for now."""
+    """Bulk works through the contract on any plane, and so do files (through pods/exec)."""
     from kubecontroller import Controller, seed_templates
     from kubefake import FakeKubernetes
 
@@ -118,11 +118,18 @@ def test_bulk_and_files_on_the_kubernetes_plane(tmp_path: Path,
             controller.act_on_stop("k-1", "default")
             eventually(lambda: router.state.control_plane.get("k-1", "default").phase.value
                        == "Stopped", "k-1 to stop")
-            controller.run("k-1", "default")  # running again, for the files check
+            # running again, for the files check: the pod's workspace is a directory here
+            # (its spec.storage.mountPath; tests/kubefake.py says why)
+            workspace = tmp_path / "k-1-workspace"
+            workspace.mkdir()
+            kube.patch("sandboxes", "default", "k-1",
+                       {"spec": {"storage": {"mountPath": str(workspace)}}})
+            controller.run("k-1", "default")
             _running(router, "k-1")
-            refused = alice.get("/sandboxes/k-1/files/workspace/a.txt")
-            assert refused.status_code == 503
-            assert "not available on this control plane" in refused.json()["error"]
+            written = alice.put("/sandboxes/k-1/files/workspace/a.txt", content=b"through exec")
+            assert written.status_code == 201, written.text
+            assert (workspace / "a.txt").read_bytes() == b"through exec"
+            assert alice.get("/sandboxes/k-1/files/workspace/a.txt").content == b"through exec"
             assert _audit(router, tmp_path, action="stop") == [
                 ("stop", "k-1", "success"), ("stop", "k-9", "denied")]
         assert kube.rejected == []

@@ -1,4 +1,4 @@
-"""The minted-key library: Go durations, key records, and the file store's guarantees."""
+"""The minted-key library: key records, and the file store's guarantees."""
 
 from __future__ import annotations
 
@@ -16,24 +16,8 @@ from agenttier_router.apikeys import (
     MintedKey,
     mint,
     open_key_store,
-    parse_duration,
 )
 from agenttier_router.controlplane import InvalidRequest
-
-
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("720h", 720 * 3600), ("1h30m", 5400), ("1.5h", 5400), ("90s", 90), ("500ms", 0.5),
-    ("2h45m30.5s", 9930.5), ("0", 0), ("-1h", -3600), ("+10m", 600), (".5s", 0.5),
-])
-def test_go_durations(text: str, seconds: float) -> None:
-    assert parse_duration(text).total_seconds() == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize("text", ["", "h", "1", "1d", "soon", "1h 30m", "--1h", "1h-", "1e3s",
-                                  "876000h1s"])
-def test_not_go_durations(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_duration(text)
 
 
 def test_a_minted_key_and_its_record() -> None:

@@ -231,8 +231,10 @@ def test_failures_are_logged_once_per_interval(
 ) -> None:
     backend.close()
     caplog.set_level(logging.WARNING, logger="agenttier_router.storage.recorder")
+    # A generous write timeout: on a loaded machine one refused write must not
+    # be taken for a hung one (which logs under another kind).
     config = RecorderConfig(retry_initial=0.001, retry_max=0.002, flush_interval=0.01,
-                            log_interval=3600)
+                            log_interval=3600, write_timeout=120)
     recorder = Recorder(backend, config=config, registry=registry)
     recorder.record(AuditEvent(actor="alice", action="exec"))
     assert wait_for(lambda: metric(registry, "backend_errors_total", kind="error") >= 20)

@@ -200,7 +200,12 @@ def test_hung_database_times_out_and_spools_instead_of_wedging(
         recorder.close(timeout=1)
 
     assert stored_ids(fault.url) == Counter(r.event_id for r in before + during + more)
-    assert per_type(registry, "records_replayed_total") == type_counts(during + more)
+    # Every spooled record was replayed; on a loaded machine a replay that outlived the
+    # 0.3 s write timeout after committing is replayed again (and stored once, above).
+    replayed = per_type(registry, "records_replayed_total")
+    expected = type_counts(during + more)
+    assert replayed.keys() == expected.keys()
+    assert all(replayed[kind] >= count for kind, count in expected.items()), replayed
 
 
 def test_a_stalled_write_makes_everything_durable_before_it_times_out(

@@ -2,8 +2,15 @@
 
 ``/admin/sandboxes`` lists every sandbox in the SDK's ``SandboxSummary`` shape,
 each with ``scopedApiKeys``: the metadata of the keys scoped to it (never a key);
-``/admin/sharing`` lists every sandbox that is shared, with its user and group
-grants (where the Go Router answers ``{}``). Both reads are recorded
+``/admin/sharing`` lists every sandbox that is shared or has share links, with
+its user and group grants and its links (never a token), where the Go Router
+answers ``{}``::
+
+    {"sandboxes": [{"sandboxId", "namespace", "owner", "users": [{identity, level}],
+                    "groups": [...], "shareLinks": [{id, level, expiresAt, maxUses,
+                                                     usedCount}]}]}
+
+Both reads are recorded
 (``admin.sandboxes``, ``admin.sharing``); refusals too.
 """
 
@@ -15,7 +22,7 @@ from fastapi import APIRouter, Query, Request
 
 from .acting import audited_caller, recorded_call
 from .apikeys import key_out
-from .models import ErrorOut
+from .models import ErrorOut, ShareLinkOut
 from .models_sdk import (
     AdminSandboxesOut,
     AdminSandboxOut,
@@ -53,14 +60,15 @@ def admin_sandboxes(
 
 @router.get("/admin/sharing", response_model=AdminSharingOut)
 def admin_sharing(request: Request) -> AdminSharingOut:
-    """Every shared sandbox with its grants, by namespace and name."""
+    """Every sandbox with a grant or a share link, with them all, by namespace and name."""
     svc, identity = audited_caller(request, "admin.sharing", "admin", admin=True)
     sandboxes = recorded_call(svc, identity, "admin.sharing", "admin",
                               lambda: svc.control_plane.list())
-    shared = sorted((s for s in sandboxes if s.shares.users or s.shares.groups),
+    shared = sorted((s for s in sandboxes
+                     if s.shares.users or s.shares.groups or s.shares.links),
                     key=lambda s: (s.namespace, s.name))
     return AdminSharingOut(sandboxes=[AdminSharingEntry(
         sandbox_id=s.name, namespace=s.namespace, owner=s.owner,
         users=[{"identity": i, "level": v} for i, v in sorted(s.shares.users.items())],
         groups=[{"identity": i, "level": v} for i, v in sorted(s.shares.groups.items())],
-        share_links=[]) for s in shared])
+        share_links=[ShareLinkOut.of(link) for link in s.shares.links]) for s in shared])

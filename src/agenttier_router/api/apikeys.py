@@ -18,12 +18,12 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Path, Request
 
 from agenttier_router.apikeys import KeyStoreUnavailable, MintedKey, MintedKeyStore, mint
-from agenttier_router.apikeys import parse_duration as _parse_duration
 from agenttier_router.service import Services
 
 from .acting import Namespace, caller_of, find_sandbox, recorded_call
 from .auth import Access, Identity, access
 from .context import services
+from .durations import parse_go_duration
 from .errors import ApiError
 from .models import ErrorOut
 from .models_sdk import (
@@ -100,7 +100,7 @@ def _check(svc: Services, identity: Identity, body: ApiKeyCreateRequest,
     expires_in = None
     if body.expires_in is not None:
         try:
-            expires_in = _parse_duration(body.expires_in)
+            expires_in = parse_go_duration(body.expires_in)
         except ValueError:
             expires_in = None
         if expires_in is None or expires_in.total_seconds() <= 0:

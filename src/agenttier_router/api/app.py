@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from agenttier_router import __version__, ui
 from agenttier_router.service import Services
 
-from . import admin, analytics, apikeys, bulk, files, records, sandboxes, templates
+from . import admin, analytics, apikeys, bulk, files, records, sandboxes, sharelinks, templates
 from .context import authenticate
 from .errors import install_error_handlers
 from .execs import ExecSlots
@@ -80,6 +80,7 @@ def create_app(services: Services, *, api: bool = True) -> FastAPI:
     if api:
         app.include_router(bulk.router)  # before sandboxes: /sandboxes/bulk is no sandbox id
         app.include_router(sandboxes.router)
+        app.include_router(sharelinks.router)
         app.include_router(records.router)
         app.include_router(files.router)
         app.include_router(templates.router)

@@ -3,11 +3,12 @@
 Owners and admins only, on a Running sandbox (409 otherwise). Every call
 leaves an audit event (``files.list``, ``files.read``, ``files.write``,
 ``files.archive``) naming the path, and the bytes for reads and writes;
-refusals are recorded too. Paths follow :mod:`~agenttier_router.controlplane.localfiles`:
-``/workspace`` is the sandbox's directory and nothing leads out of it.
+refusals are recorded too. Paths follow :mod:`~agenttier_router.controlplane.files`:
+``/workspace`` is the sandbox's workspace and nothing leads out of it.
 
-Files are served from planes that keep a sandbox's working directory on this
-machine (the local plane); on any other, these routes answer 503.
+Every plane serves them through its files seam (``plane.files``): the local
+plane from the sandbox's directory, the Kubernetes plane through ``pods/exec``
+in the sandbox's pod (503 with ``Retry-After`` while that cannot be reached).
 """
 
 from __future__ import annotations
@@ -16,31 +17,20 @@ import asyncio
 import queue
 import re
 from collections.abc import Iterator
-from pathlib import Path as FsPath
-from typing import Annotated, Any, Protocol, runtime_checkable
+from pathlib import PurePosixPath
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from starlette.convertors import PathConvertor, register_url_convertor
 
-from agenttier_router.controlplane import (
-    ControlPlane,
-    ControlPlaneError,
-    ControlPlaneUnavailable,
-    Phase,
-    Sandbox,
-    SandboxConflict,
-)
-from agenttier_router.controlplane.localfiles import (
+from agenttier_router.controlplane import ControlPlaneError, Sandbox
+from agenttier_router.controlplane.files import (
     MAX_FILE_BYTES,
     WORKSPACE,
     FileTooLarge,
-    archive,
     clean_path,
-    list_dir,
-    open_file,
-    write_file,
 )
 
 from .acting import Namespace, SandboxId, act, caller_of
@@ -49,7 +39,7 @@ from .context import services
 from .models import ErrorOut
 from .models_sdk import FileEntryOut, FileListOut, FileWrittenOut
 
-__all__ = ["HasWorkdirs", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", responses={
     400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut},
@@ -69,25 +59,6 @@ class _AnyPath(PathConvertor):
 
 
 register_url_convertor("anypath", _AnyPath())
-
-
-@runtime_checkable
-class HasWorkdirs(Protocol):
-    """A control plane whose sandboxes' directories are on this machine."""
-
-    def workdir(self, name: str, namespace: str) -> FsPath:
-        """The directory that is the sandbox's ``/workspace``."""
-
-
-def _root(plane: ControlPlane, sandbox: Sandbox) -> FsPath:
-    """The sandbox's directory, once it is Running on a plane that has one."""
-    if sandbox.phase is not Phase.RUNNING:
-        raise SandboxConflict(f"sandbox {sandbox.name!r} is not running "
-                              f"(it is {sandbox.phase.value})")
-    if not isinstance(plane, HasWorkdirs):
-        raise ControlPlaneUnavailable("file transfer is not available on this control plane",
-                                      retry_after=3600)
-    return plane.workdir(sandbox.name, sandbox.namespace)
 
 
 def _shown(path: str) -> str:
@@ -110,7 +81,7 @@ def list_files(sandbox_id: SandboxId, request: Request,
     """List a directory in the sandbox (default ``/workspace``)."""
     plane = services(request).control_plane
     listing = act(request, identity, "files.list", sandbox_id, namespace, Access.OWN,
-                   lambda s: list_dir(_root(plane, s), path),
+                   lambda s: plane.files.list_files(s, path),
                    details=lambda found: {"entries": len(found.entries)},
                    request_details={"path": _shown(path)})
     return FileListOut(path=listing.path, entries=[
@@ -126,7 +97,7 @@ def read_file(sandbox_id: SandboxId, file_path: str, request: Request,
     """Download one file (at most 32 MiB), streamed."""
     plane = services(request).control_plane
     opened = act(request, identity, "files.read", sandbox_id, namespace, Access.OWN,
-                  lambda s: open_file(_root(plane, s), file_path),
+                  lambda s: plane.files.open_file(s, file_path),
                   details=lambda o: {"bytes": o.size},
                   request_details={"path": _shown(file_path)})
     return StreamingResponse(
@@ -189,9 +160,11 @@ async def write_file_route(sandbox_id: SandboxId, file_path: str, request: Reque
     """
     plane = services(request).control_plane
     chunks: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    declared = request.headers.get("content-length", "")
+    size = int(declared) if declared.isdigit() else None  # lets a plane stream at once
 
     def write(sandbox: Sandbox) -> int:
-        return write_file(_root(plane, sandbox), file_path, _fed(chunks))
+        return plane.files.write_file(sandbox, file_path, _fed(chunks), size=size)
 
     shown = _shown(file_path)
     writer = asyncio.ensure_future(run_in_threadpool(
@@ -216,10 +189,11 @@ def archive_files(sandbox_id: SandboxId, request: Request,
 
     def start(sandbox: Sandbox) -> Iterator[bytes]:
         found.append(sandbox)
-        return archive(_root(plane, sandbox), path)
+        return plane.files.archive(sandbox, path)
 
     stream = act(request, identity, "files.archive", sandbox_id, namespace, Access.OWN, start,
                   request_details={"path": _shown(path)})
-    base = _UNSAFE.sub("", found[0].name + "-" + (FsPath(_shown(path)).name or "workspace"))
+    base = _UNSAFE.sub("", found[0].name + "-" + (PurePosixPath(_shown(path)).name
+                                                   or "workspace"))
     return StreamingResponse(stream, media_type="application/zip", headers={
         "Content-Disposition": f'attachment; filename="{base}.zip"'})

@@ -7,10 +7,15 @@ a bad one is a 400 that names it.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
+
+from agenttier_router.storage import format_ts
+
+if TYPE_CHECKING:
+    from agenttier_router.controlplane import ShareLink
 
 __all__ = [
     "STORAGE_OFF",
@@ -33,6 +38,7 @@ __all__ = [
     "SandboxList",
     "SandboxOut",
     "ShareEntry",
+    "ShareLinkOut",
     "ShareRequest",
     "SharingOut",
     "TemplateRef",
@@ -156,12 +162,29 @@ class ShareEntry(_Model):
     level: Literal["viewer", "collaborator"]
 
 
+class ShareLinkOut(_Model):
+    """A link as ``shareLinks`` lists it (the SDK's ``ShareLinkInfo``): never its token."""
+
+    id: str
+    level: Literal["viewer", "collaborator"]
+    expires_at: str | None
+    max_uses: int
+    used_count: int
+
+    @classmethod
+    def of(cls, link: ShareLink) -> ShareLinkOut:
+        """The wire form of a control plane's link."""
+        return cls(id=link.id, level=link.level, max_uses=link.max_uses,
+                   used_count=link.used_count,
+                   expires_at=format_ts(link.expires_at) if link.expires_at else None)
+
+
 class SharingOut(_Model):
-    """A sandbox's sharing, in the Go Router's shape."""
+    """A sandbox's sharing, in the Go Router's shape: grants, and share links (never null)."""
 
     users: list[ShareEntry]
     groups: list[ShareEntry]
-    share_links: list[dict[str, Any]] = Field(default_factory=list)
+    share_links: list[ShareLinkOut] = Field(default_factory=list)
 
 
 class UserOut(BaseModel):

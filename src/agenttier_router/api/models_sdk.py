@@ -14,6 +14,7 @@ Go Router does; it accepts both ``scopes`` (the Router's name) and
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import (
@@ -21,13 +22,16 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    field_validator,
     model_serializer,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 from agenttier_router.apikeys import ACTION_GROUPS
 
-from .models import CostTotalOut, CreateSandbox, SandboxOut
+from .durations import parse_go_duration
+from .models import CostTotalOut, CreateSandbox, SandboxOut, ShareLinkOut
 
 __all__ = [
     "ACTION_GROUPS",
@@ -101,12 +105,15 @@ class TemplatesOut(_Model):
 # -- update ----------------------------------------------------------------------------------
 
 class PatchRequest(_Model):
-    """``PATCH /sandboxes/{id}``: the SDK's ``Sandbox.update`` body. ``{}`` counts as present."""
+    """``PATCH /sandboxes/{id}``: the SDK's ``Sandbox.update`` body. ``{}`` counts as present.
+
+    Labels and annotations are merged into the sandbox's; a ``null`` value removes that key.
+    """
 
     idle_timeout: str | None = Field(default=None, max_length=32)
     resources: dict[str, Any] | None = None
-    labels: dict[str, str] | None = None
-    annotations: dict[str, str] | None = None
+    labels: dict[str, str | None] | None = None
+    annotations: dict[str, str | None] | None = None
 
     def present(self) -> list[str]:
         """The wire names of the fields the body carries (non-null)."""
@@ -210,12 +217,57 @@ class BulkActionOut(_Model):
 
 # -- share links -----------------------------------------------------------------------------
 
+_MAX_LINK_USES = 1_000_000
+
+
 class ShareLinkRequest(_Model):
-    """``POST …/share-links``: the level it grants, how long it lives, how often it works."""
+    """``POST …/share-links``: the level it grants (``viewer`` when absent), how long it lives
+    (a Go duration > 0; none: for ever) and how often it works (0: without limit).
+
+    A bad field fails with the Go Router's message for it.
+    """
 
     level: _LEVEL = "viewer"
-    expires_in: str | None = Field(default=None, max_length=32)
-    max_uses: int = Field(default=0, ge=0, le=1_000_000)
+    expires_in: str | None = None
+    max_uses: int = 0
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _level(cls, value: object) -> object:
+        if value is None or value == "":
+            return "viewer"  # Go's zero value: the default
+        if value not in ("viewer", "collaborator"):
+            raise PydanticCustomError("level", 'level must be "viewer" or "collaborator"')
+        return value
+
+    @field_validator("expires_in", mode="before")
+    @classmethod
+    def _expires_in(cls, value: object) -> object:
+        if value is None or value == "":
+            return None
+        try:
+            if isinstance(value, str) and len(value) <= 64 \
+                    and parse_go_duration(value) > timedelta(0):
+                return value
+        except ValueError:
+            pass
+        raise PydanticCustomError("expiresIn",
+                                  'expiresIn must be a positive Go duration (e.g. "24h")')
+
+    @field_validator("max_uses", mode="before")
+    @classmethod
+    def _max_uses(cls, value: object) -> object:
+        if value is None:
+            return 0
+        if type(value) is not int or value < 0:
+            raise PydanticCustomError("maxUses", "maxUses must be >= 0 (0 = unlimited)")
+        if value > _MAX_LINK_USES:
+            raise PydanticCustomError("maxUses", f"maxUses must be at most {_MAX_LINK_USES}")
+        return value
+
+    def lifetime(self) -> timedelta | None:
+        """How long the link lives, or None for ever."""
+        return parse_go_duration(self.expires_in) if self.expires_in else None
 
 
 class ShareLinkCreatedOut(_Model):
@@ -229,28 +281,18 @@ class ShareLinkCreatedOut(_Model):
     warning: str
 
 
-class ShareLinkOut(_Model):
-    """A link as ``shareLinks`` lists it (the SDK's ``ShareLinkInfo``): never its token."""
-
-    id: str
-    level: _LEVEL
-    expires_at: str | None
-    max_uses: int
-    used_count: int
-
-
 class RedeemRequest(_Model):
-    """``POST /share-links/redeem``."""
+    """``POST /share-links/redeem``: the token a link's creator was shown."""
 
-    token: str = Field(min_length=1, max_length=128)
+    token: str = Field(min_length=1, max_length=1024)
 
 
-class RedeemedOut(_Model):
-    """What redeeming a link granted the caller."""
+class RedeemedOut(SandboxOut):
+    """What redeeming a link gave the caller: the sandbox, in the SDK's ``SandboxSummary``
+    shape, plus the ``level`` the caller now holds on it and the ``linkId`` used."""
 
-    sandbox_id: str
-    namespace: str
     level: _LEVEL
+    link_id: str
 
 
 # -- API keys --------------------------------------------------------------------------------

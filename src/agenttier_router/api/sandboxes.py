@@ -12,13 +12,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from agenttier_router.controlplane import (
-    ControlPlane,
     Sandbox,
     SandboxConflict,
     SandboxNotFound,
 )
+from agenttier_router.controlplane.changes import RESTART_MESSAGE, InvalidChange, change_from
 from agenttier_router.service import Services
 from agenttier_router.service.recording import command_details
 from agenttier_router.storage import format_ts
@@ -45,13 +46,15 @@ from .models import (
     SandboxList,
     SandboxOut,
     ShareEntry,
+    ShareLinkOut,
     ShareRequest,
     SharingOut,
     UserOut,
     check_identity,
 )
+from .models_sdk import PatchRequest, PatchResultOut
 
-__all__ = ["router", "sandbox_out"]
+__all__ = ["router", "sandbox_out", "sharing_out"]
 
 # Any sandbox route may answer 400 (a body that is not even JSON), 404, and 409 (a name
 # used in several namespaces, without ?namespace=): the spec says so for every route.
@@ -74,10 +77,12 @@ def sandbox_out(sandbox: Sandbox) -> SandboxOut:
     )
 
 
-def _sharing(sandbox: Sandbox) -> SharingOut:
+def sharing_out(sandbox: Sandbox) -> SharingOut:
+    """A sandbox's grants and share links (oldest first), as ``GET …/share`` answers."""
     return SharingOut(
         users=[ShareEntry(identity=i, level=v) for i, v in sorted(sandbox.shares.users.items())],
         groups=[ShareEntry(identity=i, level=v) for i, v in sorted(sandbox.shares.groups.items())],
+        share_links=[ShareLinkOut.of(link) for link in sandbox.shares.links],
     )
 
 
@@ -213,8 +218,8 @@ async def exec_command(
 @router.get("/sandboxes/{sandbox_id}/share", response_model=SharingOut)
 def get_sharing(sandbox_id: SandboxId, request: Request, namespace: Namespace = None) -> SharingOut:
     """Who the sandbox is shared with."""
-    return _sharing(find_sandbox(services(request), caller(request, "sharing.get"), sandbox_id,
-                                 namespace))
+    return sharing_out(find_sandbox(services(request), caller(request, "sharing.get"), sandbox_id,
+                                    namespace))
 
 
 @router.post("/sandboxes/{sandbox_id}/share", response_model=SharingOut,
@@ -230,22 +235,7 @@ def share_sandbox(
         lambda s: cp.share(s.name, s.namespace, body.kind, body.identity, body.level),
         request_details={"identity": body.identity, "level": body.level, "kind": body.kind},
     )
-    return _sharing(sandbox)
-
-
-def _unshare(plane: ControlPlane, sandbox: Sandbox, identity: str,
-             kind: Literal["user", "group"] | None) -> Sandbox:
-    """Revoke ``identity``'s shares, or with ``kind`` only that kind's.
-
-    The control plane revokes both kinds at once; a grant of the other kind is
-    given back right after (a share made in between by another admin may be lost).
-    """
-    other: Literal["user", "group"] = "group" if kind == "user" else "user"
-    kept = (sandbox.shares.groups if kind == "user" else sandbox.shares.users).get(identity)
-    revoked = plane.unshare(sandbox.name, sandbox.namespace, identity)
-    if kind is None or kept is None:
-        return revoked
-    return plane.share(sandbox.name, sandbox.namespace, other, identity, kept)
+    return sharing_out(sandbox)
 
 
 def _revoke(request: Request, caller: Identity, sandbox_id: str, identity: str,
@@ -257,8 +247,9 @@ def _revoke(request: Request, caller: Identity, sandbox_id: str, identity: str,
     cp = services(request).control_plane
     details: dict[str, Any] = {"identity": identity} | ({"kind": kind} if kind else {})
     sandbox = act(request, caller, "unshare", sandbox_id, namespace, Access.OWN,
-                   lambda s: _unshare(cp, s, identity, kind), request_details=details)
-    return _sharing(sandbox)
+                   lambda s: cp.unshare(s.name, s.namespace, identity, kind),
+                   request_details=details)
+    return sharing_out(sandbox)
 
 
 Kind = Annotated[Literal["user", "group"] | None,
@@ -304,3 +295,55 @@ def current_user(request: Request) -> UserOut:
                    name=identity.name or None, groups=list(identity.groups),
                    isAdmin=identity.is_admin)
 
+
+
+# -- Updating a sandbox (PATCH /sandboxes/{id}) ----------------------------------------------
+
+def _update_details(body: PatchRequest) -> dict[str, Any]:
+    """What an update's audit event says it changed: the fields, and their values, except the
+    annotations' values (they may be large, or secret), of which only the keys are kept."""
+    details: dict[str, Any] = {"fields": body.present()}
+    if body.idle_timeout is not None:
+        details["idleTimeout"] = body.idle_timeout
+    if body.resources is not None:
+        details["resources"] = body.resources
+    if body.labels is not None:
+        details["labels"] = body.labels
+    if body.annotations is not None:
+        details["annotationKeys"] = sorted(body.annotations)
+    return details
+
+
+@router.patch("/sandboxes/{sandbox_id}", response_model=PatchResultOut,
+              responses={403: {"model": ErrorOut}})
+def update_sandbox(
+    sandbox_id: SandboxId, body: PatchRequest, request: Request,
+    identity: Annotated[Identity, caller_of("update")], namespace: Namespace = None,
+) -> PatchResultOut | JSONResponse:
+    """Change a sandbox's idle timeout, resources, labels or annotations (owner or admin).
+
+    The idle timeout, labels and annotations apply at once; resources when the
+    sandbox is next stopped and resumed (its cost rate too). Labels and
+    annotations are merged into the sandbox's: a ``null`` value removes a key.
+    A collaborator or viewer gets 403, anyone else 404; bad input is a 400 naming
+    the field. Every outcome is recorded (action ``update``).
+    """
+    cp = services(request).control_plane
+
+    def update(sandbox: Sandbox) -> Sandbox:
+        change = change_from(idle_timeout=body.idle_timeout, resources=body.resources,
+                             labels=body.labels, annotations=body.annotations)
+        return cp.update(sandbox.name, sandbox.namespace, change)
+
+    try:
+        updated = act(request, identity, "update", sandbox_id, namespace, Access.OWN, update,
+                      request_details=_update_details(body))
+    except InvalidChange as error:
+        return JSONResponse({"error": str(error),
+                             "fields": [{"field": error.field, "message": error.reason}]},
+                            status_code=400)
+    applied: dict[str, Literal["immediately", "on-restart"]] = {
+        name: "on-restart" if name == "resources" else "immediately" for name in body.present()}
+    restart = "resources" in applied
+    return PatchResultOut(sandbox_id=updated.name, applied=applied, restart_required=restart,
+                          message=RESTART_MESSAGE if restart else None)

@@ -28,7 +28,6 @@ from .base import (
     MintedKey,
     MintedKeyStore,
     mint,
-    parse_duration,
 )
 from .files import FILE_NAME, FileKeyStore
 
@@ -42,7 +41,6 @@ __all__ = [
     "MintedKeyStore",
     "mint",
     "open_key_store",
-    "parse_duration",
 ]
 
 

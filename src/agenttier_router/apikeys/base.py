@@ -35,7 +35,6 @@ __all__ = [
     "digest_of",
     "id_of",
     "mint",
-    "parse_duration",
 ]
 
 KEY_PREFIX = "atk_"
@@ -59,37 +58,6 @@ def digest_of(key: str) -> str:
 def id_of(key: str) -> str:
     """The id of ``key``: ``agenttier-apikey-`` + the first 40 hex digits of its SHA-256."""
     return ID_PREFIX + digest_of(key)[:40]
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
-          "h": 3600.0}
-
-
-def parse_duration(text: str) -> timedelta:
-    """Parse a Go duration (``"720h"``, ``"1h30m"``, ``"90s"``); ``ValueError`` if it is not one.
-
-    As Go's ``time.ParseDuration``: a sequence of decimal numbers, each with a
-    unit (ns, us, ms, s, m, h), with an optional sign; ``"0"`` alone is zero.
-    """
-    body = text.strip()
-    sign = -1.0 if body.startswith("-") else 1.0
-    body = body[1:] if body[:1] in ("+", "-") else body
-    if body == "0":
-        return timedelta(0)
-    if not body:
-        raise ValueError(f"invalid duration {text!r}")
-    seconds, position = 0.0, 0
-    for match in _DURATION.finditer(body):
-        if match.start() != position:
-            break
-        seconds += float(match.group(1)) * _UNITS[match.group(2)]
-        position = match.end()
-    if position != len(body) or position == 0:
-        raise ValueError(f"invalid duration {text!r}")
-    if seconds * sign > 100 * 365 * 86400:  # Go's limit is ~292 years; ours, a century
-        raise ValueError(f"duration {text!r} is longer than a hundred years")
-    return timedelta(seconds=seconds * sign)
 
 
 def _when(value: Any) -> datetime | None:

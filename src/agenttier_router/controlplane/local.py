@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .base import (
     ControlPlane,
@@ -39,18 +39,40 @@ from .base import (
     ExecResult,
     InvalidRequest,
     Phase,
+    Resources,
     Sandbox,
+    SandboxChange,
     SandboxConflict,
     SandboxNotFound,
     ShareLevel,
+    ShareLink,
+    ShareLinkNotFound,
+    ShareLinkRedeemed,
     Shares,
     Template,
     Transition,
     TransitionSink,
 )
+from .changes import (
+    checked,
+    format_go_duration,
+    merge_map,
+    merge_resources,
+    requests_of,
+    resources_of,
+)
 from .checks import check_command, check_identity, check_label, check_timeout
-from .localstate import STATE_FILE, SandboxStore, Saved
+from .localfiles import LocalFiles
+from .localstate import STATE_FILE, SandboxStore, Saved, SavedLink
 from .output import OutputCapture, marker
+from .sharelinks import (
+    check_kind,
+    check_new_link,
+    is_token_hash,
+    new_link_id,
+    redeem_decision,
+    same_hash,
+)
 
 __all__ = ["HEARTBEAT", "LocalControlPlane"]
 
@@ -62,6 +84,7 @@ _READ_SIZE = 1 << 16
 _DRAIN_READS = 32  # x 64 KiB: more than a pipe can hold
 _SETUP_THREADS = 4
 _POLL = 0.05  # seconds between checks on the command when pidfd_open is unavailable
+_IDLE_POLL = 0.5  # seconds between looks for sandboxes idle past their idleTimeout
 
 HEARTBEAT = 5.0
 """Seconds between the plane's heartbeats: a killed Router's sandboxes are taken to have
@@ -97,6 +120,7 @@ class _Entry:
     transitions: int = 0  # how many this sandbox has had: the sequence in each one's id
     running_since: datetime | None = None  # when its current running stretch began
     running_id: str = ""  # and the id of the transition that began it
+    links: list[SavedLink] = field(default_factory=list)  # its share links, oldest first
 
     def transition(self, phase: Phase, reason: str, message: str, time: datetime) -> None:
         """Queue a transition of the sandbox as it is now, with the next stable id."""
@@ -111,7 +135,14 @@ class _Entry:
 
     def saved(self) -> Saved:
         """The entry as the plane's store keeps it."""
-        return Saved(self.sandbox, self.transitions, self.running_since, self.running_id)
+        return Saved(self.sandbox, self.transitions, self.running_since, self.running_id,
+                     tuple(self.links))
+
+    def set_links(self, links: list[SavedLink]) -> None:
+        """Replace the share links, and the sandbox's view of them."""
+        self.links = links
+        shares = replace(self.sandbox.shares, links=tuple(x.link for x in links))
+        self.sandbox = replace(self.sandbox, shares=shares)
 
 
 class LocalControlPlane:
@@ -161,6 +192,7 @@ class LocalControlPlane:
         self._lock = threading.Lock()
         self._sandboxes: dict[tuple[str, str], _Entry] = {}
         self._namespaces: dict[str, set[str]] = {}  # name -> the namespaces that hold one
+        self._link_hashes: dict[str, tuple[str, str]] = {}  # token hash -> (namespace, name)
         self._closed = False
         self._setup = ThreadPoolExecutor(_SETUP_THREADS, thread_name_prefix="sandbox-setup")
         self._store = SandboxStore(self._root / STATE_FILE)
@@ -168,6 +200,7 @@ class LocalControlPlane:
         self._restore()
         self._heart = threading.Thread(target=self._beat, name="sandbox-heartbeat", daemon=True)
         self._heart.start()
+        self._files = LocalFiles(self.workdir, self.get)
 
     def __repr__(self) -> str:
         return f"LocalControlPlane(root={str(self._root)!r}, sandboxes={len(self._sandboxes)})"
@@ -218,6 +251,11 @@ class LocalControlPlane:
         """Return one sandbox, or raise :class:`SandboxNotFound`."""
         with self._lock:
             return self._entry(name, namespace).sandbox
+
+    @property
+    def files(self) -> LocalFiles:
+        """The sandboxes' files: their working directories (``localfiles``)."""
+        return self._files
 
     def workdir(self, name: str, namespace: str) -> Path:
         """The sandbox's working directory: what its ``/workspace`` is, for file transfers."""
@@ -292,6 +330,8 @@ class LocalControlPlane:
         with self._lock:
             del self._sandboxes[namespace, name]
             self._store.forget(namespace, name)
+            for link in entry.links:
+                self._link_hashes.pop(link.token_hash, None)
             spaces = self._namespaces[name]
             spaces.discard(namespace)
             if not spaces:
@@ -337,28 +377,144 @@ class LocalControlPlane:
             _refuse_deleting(entry, "share")
             old = entry.sandbox.shares
             if kind == "user":
-                shares = Shares(users=_frozen({**old.users, identity: level}), groups=old.groups)
+                shares = replace(old, users=_frozen({**old.users, identity: level}))
             else:
-                shares = Shares(users=old.users, groups=_frozen({**old.groups, identity: level}))
+                shares = replace(old, groups=_frozen({**old.groups, identity: level}))
             entry.sandbox = replace(entry.sandbox, shares=shares)
             self._store.save(entry.saved())
             return entry.sandbox
 
-    def unshare(self, name: str, namespace: str, identity: str) -> Sandbox:
-        """Revoke every share ``identity`` holds, as a user or as a group (none is fine)."""
+    def unshare(self, name: str, namespace: str, identity: str,
+                kind: Literal["user", "group"] | None = None) -> Sandbox:
+        """Revoke the shares ``identity`` holds: only the user or group one with ``kind``,
+        else both (none is fine)."""
         check_identity(identity)
+        check_kind(kind)
         with self._lock:
             self._check_open()
             entry = self._entry(name, namespace)
             _refuse_deleting(entry, "unshare")
             old = entry.sandbox.shares
-            shares = Shares(
-                users=_frozen({k: v for k, v in old.users.items() if k != identity}),
-                groups=_frozen({k: v for k, v in old.groups.items() if k != identity}),
+            shares = replace(
+                old,
+                users=old.users if kind == "group" else
+                _frozen({k: v for k, v in old.users.items() if k != identity}),
+                groups=old.groups if kind == "user" else
+                _frozen({k: v for k, v in old.groups.items() if k != identity}),
             )
             entry.sandbox = replace(entry.sandbox, shares=shares)
             self._store.save(entry.saved())
             return entry.sandbox
+
+    # Share links (issue 12): kept with the sandbox in the state file, under the plane's lock.
+
+    def create_share_link(self, name: str, namespace: str, *, token_hash: str,
+                          level: ShareLevel, expires_at: datetime | None,
+                          max_uses: int) -> ShareLink:
+        """Add a link (see :meth:`ControlPlane.create_share_link`) and save it at once."""
+        check_new_link(token_hash, level, expires_at, max_uses)
+        with self._lock:
+            self._check_open()
+            entry = self._entry(name, namespace)
+            _refuse_deleting(entry, "add a share link to")
+            if token_hash in self._link_hashes:  # 2^-256 by chance: a caller reusing a token
+                raise SandboxConflict("a share link with this token already exists")
+            taken = {x.link.id for x in entry.links}
+            link_id = new_link_id()
+            while link_id in taken:
+                link_id = new_link_id()
+            link = ShareLink(id=link_id, level=level, expires_at=expires_at, max_uses=max_uses)
+            entry.set_links([*entry.links, SavedLink(link, token_hash)])
+            self._link_hashes[token_hash] = (namespace, name)
+            self._store.save(entry.saved())
+            return link
+
+    def revoke_share_link(self, name: str, namespace: str, link_id: str) -> Sandbox:
+        """Remove one link; :class:`ShareLinkNotFound` when there is none by that id."""
+        with self._lock:
+            self._check_open()
+            entry = self._entry(name, namespace)
+            gone = [x for x in entry.links if x.link.id == link_id]
+            if not gone:
+                raise ShareLinkNotFound(f"no share link {link_id!r} on "
+                                        f"{_describe(name, namespace)}")
+            entry.set_links([x for x in entry.links if x.link.id != link_id])
+            self._link_hashes.pop(gone[0].token_hash, None)
+            self._store.save(entry.saved())
+            return entry.sandbox
+
+    def redeem_share_link(self, token_hash: str, identity: str) -> ShareLinkRedeemed:
+        """Grant ``identity`` the link's level and count the use, in one step under the lock."""
+        check_identity(identity)
+        with self._lock:
+            self._check_open()
+            # The dict is keyed by the token's SHA-256: its lookup time says nothing about a
+            # token; the stored hash is still compared in constant time.
+            where = self._link_hashes.get(token_hash) if is_token_hash(token_hash) else None
+            entry = self._sandboxes.get(where) if where is not None else None
+            found = [i for i, x in enumerate(entry.links if entry else [])
+                     if same_hash(x.token_hash, token_hash)]
+            if entry is None or not found:
+                raise ShareLinkNotFound("share link not found")
+            _refuse_deleting(entry, "redeem a share link of")
+            index = found[0]
+            saved = entry.links[index]
+            level = redeem_decision(entry.sandbox, saved.link, identity, self._clock())
+            used = replace(saved.link, used_count=saved.link.used_count + 1)
+            links = list(entry.links)
+            links[index] = SavedLink(used, saved.token_hash)
+            entry.set_links(links)
+            old = entry.sandbox.shares
+            entry.sandbox = replace(entry.sandbox, shares=replace(
+                old, users=_frozen({**old.users, identity: level})))
+            self._store.save(entry.saved())
+            return ShareLinkRedeemed(entry.sandbox, used, level)
+
+    # -- Updating a sandbox (PATCH /sandboxes/{id}) --
+
+    def update(self, name: str, namespace: str, change: SandboxChange) -> Sandbox:
+        """Apply an update, in any phase but Deleting, and save it.
+
+        ``idle_timeout`` applies at once (the heartbeat thread stops a Running
+        sandbox idle that long, reason ``IdleTimeout``); labels and annotations
+        merge at once (None removes a key); ``resources`` merge over what the
+        sandbox requests and apply at its next start (a resume), cost rate
+        included. Nothing enforces limits here: this plane has no isolation.
+        """
+        change = checked(change)
+        with self._lock:
+            self._check_open()
+            entry = self._entry(name, namespace)
+            _refuse_deleting(entry, "update")
+            entry.sandbox = _changed(entry.sandbox, change)
+            self._store.save(entry.saved())
+            return entry.sandbox
+
+    def _stop_idle(self) -> None:
+        """Stop every Running sandbox with no command running and no activity for its
+        ``idle_timeout``, counting from its last activity or its start, whichever is later."""
+        stopped: list[_Entry] = []
+        with self._lock:
+            if self._closed:
+                return
+            watched = [e for e in self._sandboxes.values() if e.sandbox.phase is Phase.RUNNING
+                       and e.sandbox.idle_timeout is not None and not e.execs]
+            if not watched:
+                return  # (and the clock is not read: a test's stepping clock stays put)
+            now = self._clock()
+            for entry in watched:
+                sandbox = entry.sandbox
+                limit = sandbox.idle_timeout
+                assert limit is not None
+                since = max(sandbox.last_activity_at, entry.running_since or now)
+                if (now - since).total_seconds() >= limit:
+                    self._move(entry, Phase.STOPPED, "IdleTimeout",
+                               f"Idle for {format_go_duration(limit)}")
+                    stopped.append(entry)
+        for entry in stopped:
+            self._flush(entry)
+
+    # --
 
     def problem(self) -> ControlPlaneUnavailable | None:
         """Always None: a local plane is there as long as its process is."""
@@ -398,8 +554,10 @@ class LocalControlPlane:
             sandbox = saved.sandbox
             entry = _Entry(sandbox=sandbox, workdir=self._root / sandbox.namespace / sandbox.name,
                            transitions=saved.transitions, running_since=saved.running_since,
-                           running_id=saved.running_id)
+                           running_id=saved.running_id, links=list(saved.links))
             self._sandboxes[sandbox.namespace, sandbox.name] = entry
+            for link in saved.links:
+                self._link_hashes[link.token_hash] = (sandbox.namespace, sandbox.name)
             self._namespaces.setdefault(sandbox.name, set()).add(sandbox.namespace)
             if sandbox.phase is Phase.RUNNING and saved.running_since is not None:
                 # Announce the stretch again, under its own id (the store keeps it once),
@@ -420,13 +578,21 @@ class LocalControlPlane:
                 self._finish_delete(entry)
 
     def _beat(self) -> None:
-        """Background: say the process is alive, every :data:`HEARTBEAT` seconds."""
+        """Background: say the process is alive, every :data:`HEARTBEAT` seconds, and stop
+        the sandboxes idle past their ``idleTimeout`` (looking twice a second)."""
+        last_beat: float | None = None
         while True:
+            if last_beat is None or time.monotonic() - last_beat >= HEARTBEAT:
+                last_beat = time.monotonic()
+                try:
+                    self._store.beat(self._clock())
+                except Exception:
+                    _log.exception("could not write the control plane's heartbeat")
             try:
-                self._store.beat(self._clock())
+                self._stop_idle()
             except Exception:
-                _log.exception("could not write the control plane's heartbeat")
-            if self._beating.wait(HEARTBEAT):
+                _log.exception("could not stop the idle sandboxes")
+            if self._beating.wait(min(HEARTBEAT, _IDLE_POLL)):
                 return
 
     # Lifecycle internals. Methods named ``_move``/``_touch``/``_entry`` need ``self._lock``.
@@ -444,6 +610,8 @@ class LocalControlPlane:
     def _move(self, entry: _Entry, phase: Phase, reason: str, message: str = "",
               at: datetime | None = None) -> Sandbox:
         entry.sandbox = replace(entry.sandbox, phase=phase, message=message)
+        if phase is Phase.RUNNING:
+            entry.sandbox = _started(entry.sandbox)
         entry.transition(phase, reason, message, self._clock() if at is None else at)
         self._store.save(entry.saved())
         return entry.sandbox
@@ -663,6 +831,38 @@ def _open_up(root: Path) -> None:
         os.chmod(directory, stat.S_IRWXU)
         with os.scandir(directory) as entries:
             stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False))
+
+
+def _changed(sandbox: Sandbox, change: SandboxChange) -> Sandbox:
+    """``sandbox`` with a checked ``change`` applied (see :meth:`LocalControlPlane.update`)."""
+    fields: dict[str, Any] = {}
+    if change.idle_timeout is not None:
+        fields["idle_timeout"] = float(change.idle_timeout)
+    if change.labels is not None:
+        fields["labels"] = MappingProxyType(merge_map(sandbox.labels, change.labels, "labels"))
+    if change.annotations is not None:
+        fields["annotations"] = MappingProxyType(
+            merge_map(sandbox.annotations, change.annotations, "annotations"))
+    if change.resources is not None:
+        template = sandbox.template
+        current = sandbox.resources or resources_of(template.cpu, template.memory_gib)
+        wanted = merge_resources(current, change.resources)
+        wanted = Resources(requests=MappingProxyType(dict(wanted.requests)),
+                           limits=MappingProxyType(dict(wanted.limits)))
+        fields["resources"] = wanted
+        fields["restart_pending"] = (requests_of(wanted, template.cpu, template.memory_gib)
+                                     != (template.cpu, template.memory_gib))
+    return replace(sandbox, **fields)
+
+
+def _started(sandbox: Sandbox) -> Sandbox:
+    """``sandbox`` as it starts a run: with the resources it requests, and so their cost."""
+    if sandbox.resources is None:
+        return sandbox
+    template = sandbox.template
+    cpu, memory = requests_of(sandbox.resources, template.cpu, template.memory_gib)
+    return replace(sandbox, template=replace(template, cpu=cpu, memory_gib=memory),
+                   restart_pending=False)
 
 
 def _describe(name: str, namespace: str) -> str:

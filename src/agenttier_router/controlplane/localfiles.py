@@ -45,12 +45,12 @@ import secrets
 import stat
 import time
 import zipfile
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from .base import ControlPlaneError, InvalidRequest
+from .base import ControlPlaneError, InvalidRequest, Phase, Sandbox, SandboxConflict
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -59,6 +59,7 @@ __all__ = [
     "DirListing",
     "FileNotFound",
     "FileTooLarge",
+    "LocalFiles",
     "OpenedFile",
     "archive",
     "clean_path",
@@ -495,3 +496,43 @@ def _info(arcname: str, info: os.stat_result, *, directory: bool = False) -> zip
     else:
         entry.compress_type = zipfile.ZIP_DEFLATED
     return entry
+
+
+# -- the plane's seam ---------------------------------------------------------------
+
+class LocalFiles:
+    """The local plane's :class:`~agenttier_router.controlplane.files.SandboxFiles`.
+
+    ``workdir(name, namespace)`` is the sandbox's directory and ``get`` its
+    current state (both the plane's); every call checks it is Running, then
+    runs the functions above on that directory.
+    """
+
+    def __init__(self, workdir: Callable[[str, str], Path],
+                 get: Callable[[str, str], Sandbox]) -> None:
+        self._workdir = workdir
+        self._get = get
+
+    def _root(self, sandbox: Sandbox) -> Path:
+        current = self._get(sandbox.name, sandbox.namespace)
+        if current.phase is not Phase.RUNNING:
+            raise SandboxConflict(f"sandbox {current.name!r} is not running "
+                                  f"(it is {current.phase.value})")
+        return self._workdir(sandbox.name, sandbox.namespace)
+
+    def list_files(self, sandbox: Sandbox, path: str = WORKSPACE) -> DirListing:
+        """:func:`list_dir` in the sandbox's directory."""
+        return list_dir(self._root(sandbox), path)
+
+    def open_file(self, sandbox: Sandbox, path: str) -> OpenedFile:
+        """:func:`open_file` in the sandbox's directory."""
+        return open_file(self._root(sandbox), path)
+
+    def write_file(self, sandbox: Sandbox, path: str, chunks: Iterable[bytes], *,
+                   size: int | None = None) -> int:
+        """:func:`write_file` in the sandbox's directory (``size`` is not needed here)."""
+        return write_file(self._root(sandbox), path, chunks)
+
+    def archive(self, sandbox: Sandbox, path: str = WORKSPACE) -> Iterator[bytes]:
+        """:func:`archive` of a directory of the sandbox's."""
+        return archive(self._root(sandbox), path)

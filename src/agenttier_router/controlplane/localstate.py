@@ -9,6 +9,9 @@ few seconds, so that the next start knows roughly when a killed Router stopped::
     for saved in store.load(): ...
     store.save(saved)
     store.beat(now)
+
+A sandbox's share links are kept in its row, with each token's SHA-256 (never
+the token). A file written before links existed reads as sandboxes without any.
 """
 
 from __future__ import annotations
@@ -23,9 +26,18 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
 
-from .base import ControlPlaneError, Phase, Sandbox, ShareLevel, Shares, Template
+from .base import (
+    ControlPlaneError,
+    Phase,
+    Resources,
+    Sandbox,
+    ShareLevel,
+    ShareLink,
+    Shares,
+    Template,
+)
 
-__all__ = ["STATE_FILE", "SandboxStore", "Saved"]
+__all__ = ["STATE_FILE", "SandboxStore", "Saved", "SavedLink"]
 
 STATE_FILE = "sandboxes.db"
 """The file, in the data directory, that holds the local plane's sandboxes."""
@@ -36,6 +48,14 @@ CREATE TABLE IF NOT EXISTS sandboxes (
     PRIMARY KEY (namespace, name));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+@dataclass(frozen=True, slots=True)
+class SavedLink:
+    """A share link as the local plane keeps it: the public part and its token's hash."""
+
+    link: ShareLink
+    token_hash: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +71,8 @@ class Saved:
     transitions: int
     running_since: datetime | None = None
     running_id: str = ""
+    links: tuple[SavedLink, ...] = ()
+    """Its share links, oldest first (``sandbox.shares.links`` without the hashes)."""
 
 
 def _frozen(mapping: Mapping[str, str]) -> Mapping[str, ShareLevel]:
@@ -70,12 +92,37 @@ def _encode(saved: Saved) -> str:
         "transitions": saved.transitions,
         "running_since": saved.running_since.isoformat() if saved.running_since else None,
         "running_id": saved.running_id,
+        "links": [{"id": x.link.id, "tokenHash": x.token_hash, "level": x.link.level,
+                   "expiresAt": x.link.expires_at.isoformat() if x.link.expires_at else None,
+                   "maxUses": x.link.max_uses, "usedCount": x.link.used_count}
+                  for x in saved.links],
+        # Set by updates; a file written before them has none of these keys (see _decode).
+        "labels": dict(s.labels), "annotations": dict(s.annotations),
+        "idle_timeout": s.idle_timeout,
+        "resources": s.resources.as_dict() if s.resources is not None else None,
+        "restart_pending": s.restart_pending,
     }, separators=(",", ":"))
+
+
+def _decode_link(d: dict[str, Any]) -> SavedLink:
+    expires = d["expiresAt"]
+    link = ShareLink(id=d["id"], level=d["level"], max_uses=int(d["maxUses"]),
+                     used_count=int(d["usedCount"]),
+                     expires_at=datetime.fromisoformat(expires) if expires else None)
+    return SavedLink(link, str(d["tokenHash"]))
+
+
+def _resources(raw: dict[str, dict[str, str]] | None) -> Resources | None:
+    if raw is None:
+        return None
+    return Resources(requests=MappingProxyType(dict(raw.get("requests") or {})),
+                     limits=MappingProxyType(dict(raw.get("limits") or {})))
 
 
 def _decode(doc: str) -> Saved:
     d: dict[str, Any] = json.loads(doc)
     t = d["template"]
+    links = tuple(_decode_link(x) for x in d.get("links") or ())  # none in an older file
     sandbox = Sandbox(
         name=d["name"], namespace=d["namespace"], uid=d["uid"], phase=Phase(d["phase"]),
         owner=d["owner"], owner_email=d["owner_email"], message=d["message"],
@@ -83,11 +130,17 @@ def _decode(doc: str) -> Saved:
         last_activity_at=datetime.fromisoformat(d["last_activity_at"]),
         template=Template(name=t["name"], cpu=t["cpu"], memory_gib=t["memory_gib"],
                           description=t["description"], image=t["image"]),
-        shares=Shares(users=_frozen(d["shares"]["users"]), groups=_frozen(d["shares"]["groups"])),
+        shares=Shares(users=_frozen(d["shares"]["users"]), groups=_frozen(d["shares"]["groups"]),
+                      links=tuple(x.link for x in links)),
+        labels=MappingProxyType(dict(d.get("labels") or {})),
+        annotations=MappingProxyType(dict(d.get("annotations") or {})),
+        idle_timeout=d.get("idle_timeout"),
+        resources=_resources(d.get("resources")),
+        restart_pending=bool(d.get("restart_pending", False)),
     )
     since = d["running_since"]
     return Saved(sandbox, d["transitions"], datetime.fromisoformat(since) if since else None,
-                 d["running_id"])
+                 d["running_id"], links)
 
 
 class SandboxStore:

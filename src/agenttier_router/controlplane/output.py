@@ -21,11 +21,13 @@ class OutputCapture:
         self.dropped = 0
 
     def add(self, chunk: bytes) -> None:
+        """Keep as much of ``chunk`` as fits under the cap; count the rest."""
         room = OUTPUT_CAP - len(self.data)
         self.data += chunk[:room]
         self.dropped += max(0, len(chunk) - room)
 
     def text(self, stream: str) -> str:
+        """What was kept, decoded, with a note of what was dropped from ``stream``."""
         text = self.data.decode("utf-8", errors="replace")
         if self.dropped:
             text += marker(f"{stream} truncated at 1 MiB; {self.dropped} more bytes dropped")

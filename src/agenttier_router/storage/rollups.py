@@ -18,6 +18,11 @@ How the rollups stay right:
   lock), so two runs, from one process or two replicas, wait for each other
   and write the same rows; the primary key (bucket, namespace, sandbox) makes
   a duplicate impossible anyway.
+- A snapshot that arrives for an hour already rolled up (replayed late from
+  a spool, however late, or written by a replica whose clock is behind)
+  **reopens** that hour: the write that stores it moves the watermark back to
+  the hour's start (:func:`reopen`), in the same transaction. Reads take that
+  hour from the raw rows at once, and the next run recomputes it.
 - A bucket's owner and template are the largest its snapshots name (a
   sandbox has one of each); snapshots written by an older Router have none,
   and group under ``(unknown)``.
@@ -63,6 +68,7 @@ __all__ = [
     "floor_day",
     "floor_hour",
     "maintenance_state",
+    "reopen",
     "roll_up",
     "series",
     "summarize",
@@ -168,6 +174,20 @@ def _advance_watermark(conn: Connection, to: datetime) -> None:
         update(MAINTENANCE)
         .where(MAINTENANCE.c.name == WATERMARK,
                or_(MAINTENANCE.c.value.is_(None), MAINTENANCE.c.value < value))
+        .values(value=value)
+    )
+
+
+def reopen(conn: Connection, earliest: datetime) -> None:
+    """Move the watermark back to the hour of ``earliest``, a snapshot just written, if past it.
+
+    Called in the transaction that writes cost snapshots. A snapshot in an
+    open hour changes nothing (one indexed UPDATE that matches no row).
+    """
+    value = format_ts(floor_hour(earliest))
+    conn.execute(
+        update(MAINTENANCE)
+        .where(MAINTENANCE.c.name == WATERMARK, MAINTENANCE.c.value > value)
         .values(value=value)
     )
 

@@ -27,15 +27,20 @@ between, and no restart counted, gets one Error record, not two.)
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from ..base import Phase, Sandbox, ShareLevel, Shares, Template, Transition
+from ..base import Phase, Sandbox, ShareLevel, ShareLink, Shares, Template, Transition
+from .updates import update_fields
 
 __all__ = [
     "PHASES",
+    "format_time",
+    "link_hash",
+    "link_of",
     "meta",
     "parse_time",
     "phase_of",
@@ -75,6 +80,42 @@ def parse_time(value: object) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
+def format_time(value: datetime) -> str:
+    """An aware datetime as RFC 3339 in UTC (``…Z``), with microseconds when it has any."""
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if utc.microsecond else "%Y-%m-%dT%H:%M:%SZ")
+
+
+def link_hash(entry: Mapping[str, Any]) -> str:
+    """The token hash of a ``spec.sharing.shareLinks`` entry: its ``tokenHash``, or the SHA-256
+    of the deprecated plain ``token`` an older writer left; "" when it has neither."""
+    stored = entry.get("tokenHash")
+    if isinstance(stored, str) and stored:
+        return stored.lower()
+    token = entry.get("token")
+    if isinstance(token, str) and token:
+        return hashlib.sha256(token.encode("utf-8")).hexdigest()
+    return ""
+
+
+def link_of(entry: object) -> ShareLink | None:
+    """A ``spec.sharing.shareLinks`` entry as the contract's :class:`ShareLink` (never its
+    token or hash), or None for one of an unknown shape."""
+    if not isinstance(entry, dict):
+        return None
+    link_id, level = entry.get("id"), entry.get("level")
+    max_uses, used = entry.get("maxUses", 0), entry.get("usedCount", 0)
+    if not isinstance(link_id, str) or not link_id or level not in ("viewer", "collaborator"):
+        return None
+    expires = parse_time(entry.get("expiresAt"))
+    if expires is None and entry.get("expiresAt"):
+        return None  # an expiry we cannot read must not make a link work for ever
+    counts = [n if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else 0
+              for n in (max_uses, used)]
+    return ShareLink(id=link_id, level=level, expires_at=expires,
+                     max_uses=counts[0], used_count=counts[1])
+
+
 def phase_of(obj: Mapping[str, Any]) -> Phase | str | None:
     """The object's phase: a :class:`Phase`; None before the first reconcile; or the unknown
     string itself. A deletionTimestamp makes it Deleting, whatever the status says."""
@@ -92,7 +133,8 @@ def phase_of(obj: Mapping[str, Any]) -> Phase | str | None:
 
 
 def shares_from(spec: Mapping[str, Any]) -> Shares:
-    """The users' and groups' shares in ``spec.sharing`` (entries of an unknown shape skipped)."""
+    """The users' and groups' shares and the share links in ``spec.sharing`` (entries of an
+    unknown shape skipped)."""
     sharing = _section(spec, "sharing")
     found: dict[str, dict[str, ShareLevel]] = {"users": {}, "groups": {}}
     for key, into in found.items():
@@ -103,8 +145,11 @@ def shares_from(spec: Mapping[str, Any]) -> Shares:
             identity, level = entry.get("identity"), entry.get("level")
             if isinstance(identity, str) and level in ("viewer", "collaborator"):
                 into[identity] = level
+    raw_links = sharing.get("shareLinks")
+    links = (link_of(e) for e in (raw_links if isinstance(raw_links, list) else []))
     return Shares(users=MappingProxyType(found["users"]),
-                  groups=MappingProxyType(found["groups"]))
+                  groups=MappingProxyType(found["groups"]),
+                  links=tuple(link for link in links if link is not None))
 
 
 def sandbox_from(obj: Mapping[str, Any], template: Template, phase: Phase) -> Sandbox:
@@ -127,6 +172,7 @@ def sandbox_from(obj: Mapping[str, Any], template: Template, phase: Phase) -> Sa
         message=message if isinstance(message, str) else "",
         shares=shares_from(spec),
         uid=str(metadata.get("uid", "")),
+        **update_fields(obj),
     )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import functools
 import logging
+import posixpath
 import sys
 import threading
 from collections import OrderedDict
@@ -39,14 +40,28 @@ from ..base import (
     InvalidRequest,
     Phase,
     Sandbox,
+    SandboxChange,
     SandboxConflict,
     SandboxNotFound,
     ShareLevel,
+    ShareLink,
+    ShareLinkNotFound,
+    ShareLinkRedeemed,
     Template,
     Transition,
     TransitionSink,
 )
+from ..changes import checked
 from ..checks import check_command, check_identity, check_label, check_timeout
+from ..files import WORKSPACE
+from ..sharelinks import (
+    check_kind,
+    check_new_link,
+    is_token_hash,
+    new_link_id,
+    redeem_decision,
+    same_hash,
+)
 from ._api import (
     ACTION_ANNOTATION,
     API_VERSION,
@@ -58,9 +73,20 @@ from ._api import (
 )
 from .events import FIELD_SELECTOR, event_about, router_event, stand_in, transition_of_event
 from .exec import CONTAINER, run_in_pod
+from .files import KubernetesFiles
 from .informer import Informer, Key, key_of
-from .objects import meta, phase_of, sandbox_from, transition_for
+from .objects import (
+    format_time,
+    link_hash,
+    link_of,
+    meta,
+    parse_time,
+    phase_of,
+    sandbox_from,
+    transition_for,
+)
 from .templates import CLUSTER_KIND, NAMESPACED_KIND, effective_template, resolve
+from .updates import apply_change, running_spec
 
 __all__ = ["KubernetesControlPlane"]
 
@@ -70,8 +96,9 @@ _CONFLICT_RETRIES = 5
 _TOMBSTONES = 1_000
 _MERGE_PATCH = "application/merge-patch+json"
 _Sharing = dict[str, list[dict[str, Any]]]
+"""``spec.sharing``'s users, groups and shareLinks lists, by field."""
+_SHARING_FIELDS = ("users", "groups", "shareLinks")
 _Transitions = list[Transition]  # ("list" is a method's name inside the class)
-"""``spec.sharing``'s users and groups lists, by field."""
 
 
 def _utcnow() -> datetime:
@@ -129,6 +156,7 @@ class KubernetesControlPlane:
         self._templates_version = 0
         self._templates_cache: tuple[int, Mapping[str, Template]] | None = None
         self._closed = False
+        self._files = KubernetesFiles(api_client, self._exec_target, container=exec_container)
 
         custom = self._custom
         if namespace is None:
@@ -378,14 +406,40 @@ class KubernetesControlPlane:
         """
         check_command(command)
         check_timeout(timeout)
+        pod, _ = self._exec_target(name, namespace)
+        return run_in_pod(self._api, namespace, pod, command, float(timeout),
+                          container=self._container)
+
+    @property
+    def files(self) -> KubernetesFiles:
+        """The sandboxes' files, through ``pods/exec`` in their pods (:mod:`.files`)."""
+        return self._files
+
+    def _exec_target(self, name: str, namespace: str) -> tuple[str, str]:
+        """A Running sandbox's pod and workspace root; :class:`SandboxConflict` otherwise."""
         sandbox = self.get(name, namespace)
         obj = self._raw((namespace, name)) or {}
         status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
         pod = status.get("podName") if isinstance(status, dict) else None
         if sandbox.phase is not Phase.RUNNING or not isinstance(pod, str) or not pod:
             raise SandboxConflict("sandbox is not running")
-        return run_in_pod(self._api, namespace, pod, command, float(timeout),
-                          container=self._container)
+        return pod, self._mount_path(obj)
+
+    def _mount_path(self, obj: Mapping[str, Any]) -> str:
+        """``spec.storage.mountPath``: the sandbox's own, else its template's, else /workspace."""
+        spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+        assert isinstance(spec, dict)
+        storage = spec.get("storage")
+        path = storage.get("mountPath") if isinstance(storage, dict) else None
+        if not path:
+            merged = self._resolved_template(obj)[1]
+            storage = merged.get("storage")
+            path = storage.get("mountPath") if isinstance(storage, dict) else None
+        path = path or WORKSPACE
+        if not isinstance(path, str) or not path.startswith("/") or "\0" in path:
+            raise InvalidRequest(f"the sandbox's storage.mountPath {path!r} is not an "
+                                 "absolute path")
+        return posixpath.normpath(path)
 
     def share(self, name: str, namespace: str, kind: Literal["user", "group"], identity: str,
               level: ShareLevel) -> Sandbox:
@@ -398,7 +452,7 @@ class KubernetesControlPlane:
         check_identity(identity)
         field = "users" if kind == "user" else "groups"
 
-        def grant(sharing: _Sharing) -> bool:
+        def grant(sharing: _Sharing, obj: dict[str, Any]) -> bool:
             entries = sharing[field]
             for entry in entries:
                 if entry.get("identity") == identity:
@@ -411,20 +465,163 @@ class KubernetesControlPlane:
 
         return self._patch_sharing(name, namespace, grant, "ShareGranted", identity)
 
-    def unshare(self, name: str, namespace: str, identity: str) -> Sandbox:
-        """Revoke every share ``identity`` holds (none is fine), as :meth:`share` does, then a
-        ``ShareRevoked`` Event."""
+    def unshare(self, name: str, namespace: str, identity: str,
+                kind: Literal["user", "group"] | None = None) -> Sandbox:
+        """Revoke the shares ``identity`` holds, only its user or group one with ``kind``
+        (none is fine), as :meth:`share` does, then a ``ShareRevoked`` Event."""
         check_identity(identity)
+        check_kind(kind)
+        fields = ("users", "groups") if kind is None else ("users" if kind == "user"
+                                                           else "groups",)
 
-        def revoke(sharing: _Sharing) -> bool:
+        def revoke(sharing: _Sharing, obj: dict[str, Any]) -> bool:
             changed = False
-            for field in ("users", "groups"):
+            for field in fields:
                 kept = [e for e in sharing[field] if e.get("identity") != identity]
                 changed = changed or len(kept) != len(sharing[field])
                 sharing[field] = kept
             return changed
 
         return self._patch_sharing(name, namespace, revoke, "ShareRevoked", identity)
+
+    # Share links (issue 12): entries of spec.sharing.shareLinks, written like shares (a merge
+    # patch carrying the resourceVersion, retried on 409), so that a use counted by one Router
+    # is never lost or doubled by another.
+
+    def create_share_link(self, name: str, namespace: str, *, token_hash: str,
+                          level: ShareLevel, expires_at: datetime | None,
+                          max_uses: int) -> ShareLink:
+        """Append ``{id, tokenHash, level, expiresAt, maxUses, usedCount: 0}`` to
+        ``spec.sharing.shareLinks``, then a ``ShareLinkCreated`` Event (message: the id)."""
+        check_new_link(token_hash, level, expires_at, max_uses)
+        made: list[ShareLink] = []
+
+        def add(sharing: _Sharing, obj: dict[str, Any]) -> bool:
+            links = sharing["shareLinks"]
+            if any(same_hash(link_hash(e), token_hash) for e in links):
+                raise SandboxConflict("a share link with this token already exists")
+            taken = {e.get("id") for e in links}
+            link_id = new_link_id()
+            while link_id in taken:
+                link_id = new_link_id()
+            entry: dict[str, Any] = {"id": link_id, "tokenHash": token_hash, "level": level,
+                                     "maxUses": max_uses, "usedCount": 0}
+            if expires_at is not None:
+                entry["expiresAt"] = format_time(expires_at)
+            links.append(entry)
+            made[:] = [ShareLink(id=link_id, level=level, max_uses=max_uses,
+                                 expires_at=parse_time(entry.get("expiresAt")))]
+            return True
+
+        self._patch_sharing(name, namespace, add, "ShareLinkCreated", lambda: made[0].id)
+        return made[0]
+
+    def revoke_share_link(self, name: str, namespace: str, link_id: str) -> Sandbox:
+        """Remove the entry with ``id`` from ``spec.sharing.shareLinks`` (a ``ShareLinkRevoked``
+        Event follows); :class:`ShareLinkNotFound` when there is none."""
+        def remove(sharing: _Sharing, obj: dict[str, Any]) -> bool:
+            kept = [e for e in sharing["shareLinks"] if e.get("id") != link_id]
+            if len(kept) == len(sharing["shareLinks"]):
+                raise ShareLinkNotFound(f"no share link {link_id!r} on sandbox {name!r} in "
+                                        f"namespace {namespace!r}")
+            sharing["shareLinks"] = kept
+            return True
+
+        return self._patch_sharing(name, namespace, remove, "ShareLinkRevoked", link_id)
+
+    def redeem_share_link(self, token_hash: str, identity: str) -> ShareLinkRedeemed:
+        """Find the link by its hash in the informer's cache, then, in one patch with the
+        object's resourceVersion, add one to its ``usedCount`` and grant ``identity`` its
+        level as a user (a ``ShareGranted`` Event follows). A lost race re-reads the object
+        and decides again, so a link with one use left is used exactly once."""
+        check_identity(identity)
+        self._require_synced()
+        key = self._sandbox_with_link(token_hash) if is_token_hash(token_hash) else None
+        if key is None:
+            raise ShareLinkNotFound("share link not found")
+        done: list[tuple[ShareLink, ShareLevel]] = []
+
+        def use(sharing: _Sharing, obj: dict[str, Any]) -> bool:
+            links = sharing["shareLinks"]
+            index = next((i for i, e in enumerate(links)
+                          if same_hash(link_hash(e), token_hash)), None)
+            link = link_of(links[index]) if index is not None else None
+            if index is None or link is None:
+                raise ShareLinkNotFound("share link not found")  # revoked meanwhile
+            level = redeem_decision(self._convert_or_fail(obj), link, identity, self._clock())
+            links[index]["usedCount"] = link.used_count + 1
+            mine = [e for e in sharing["users"] if e.get("identity") == identity]
+            for entry in mine:
+                entry["level"] = level
+            if not mine:
+                sharing["users"].append({"identity": identity, "level": level})
+            done[:] = [(replace(link, used_count=link.used_count + 1), level)]
+            return True
+
+        sandbox = self._patch_sharing(key[1], key[0], use, "ShareGranted", identity)
+        return ShareLinkRedeemed(sandbox, done[0][0], done[0][1])
+
+    def _sandbox_with_link(self, token_hash: str) -> Key | None:
+        """The sandbox holding a link with that hash, from memory (our newer writes first).
+
+        Every stored hash is compared, in constant time, whatever matched before.
+        """
+        with self._lock:
+            written = {key: w[1] for key, w in self._written.items()}
+        current: dict[Key, Mapping[str, Any]] = {key_of(o): o for o in self._informer.objects()}
+        for key, newer in written.items():
+            if newer is None:
+                current.pop(key, None)
+            else:
+                current[key] = newer
+        found: Key | None = None
+        for key, obj in current.items():
+            spec = obj.get("spec")
+            sharing = spec.get("sharing") if isinstance(spec, dict) else None
+            links = sharing.get("shareLinks") if isinstance(sharing, dict) else None
+            for entry in links if isinstance(links, list) else []:
+                if isinstance(entry, dict) and same_hash(link_hash(entry), token_hash):
+                    found = found or key
+        return found
+
+    # -- Updating a sandbox (PATCH /sandboxes/{id}) --
+
+    def update(self, name: str, namespace: str, change: SandboxChange) -> Sandbox:
+        """Write an update with a full Update carrying the resourceVersion (retried on 409):
+        ``spec.idleTimeout``, ``spec.resources`` merged over what the sandbox asks now, and
+        labels and annotations merged into its metadata (:mod:`.updates` says how).
+
+        The returned sandbox is priced from the resources its current run started
+        with until the controller starts it again. Raises :class:`SandboxConflict`
+        while it is Deleting.
+        """
+        change = checked(change)
+
+        def write(obj: dict[str, Any]) -> None:
+            phase = phase_of(obj)
+            if phase is Phase.DELETING:
+                raise SandboxConflict(f"cannot update sandbox {name!r}: it is Deleting")
+            apply_change(obj, change, self._sandbox_template(obj),
+                         self._template_resources(obj))
+
+        return self._update(name, namespace, write, status=False)
+
+    def _template_resources(self, obj: Mapping[str, Any]) -> object:
+        """The ``resources`` of the sandbox's resolved template (None if it cannot be resolved)."""
+        spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+        assert isinstance(spec, dict)
+        ref = spec.get("templateRef")
+        if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
+            return None
+        namespace = str(meta(obj).get("namespace", ""))
+        try:
+            merged = resolve(str(ref.get("kind") or NAMESPACED_KIND), ref["name"],
+                             str(ref.get("namespace") or namespace), self._lookup)
+        except InvalidRequest:
+            return None
+        return merged.get("resources")
+
+    # --
 
     # Writing internals
 
@@ -479,20 +676,23 @@ class KubernetesControlPlane:
         raise SandboxConflict(f"sandbox {name!r} kept changing; try again")  # pragma: no cover
 
     def _patch_sharing(self, name: str, namespace: str,
-                       change: Callable[[_Sharing], bool],
-                       reason: str, identity: str) -> Sandbox:
-        """Merge-patch ``spec.sharing.users/groups`` with the object's resourceVersion."""
+                       change: Callable[[_Sharing, dict[str, Any]], bool],
+                       reason: str, message: str | Callable[[], str]) -> Sandbox:
+        """Merge-patch the lists of ``spec.sharing`` that ``change`` changed, with the object's
+        resourceVersion; on 409, re-read the object and call ``change`` again."""
         obj = self._current(name, namespace)
         for attempt in range(_CONFLICT_RETRIES):
             spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
             raw = spec.get("sharing") if isinstance(spec, dict) else None
             raw = raw if isinstance(raw, dict) else {}
             sharing = {f: [dict(e) for e in raw.get(f) or [] if isinstance(e, dict)]
-                       for f in ("users", "groups")}
-            if not change(sharing):
+                       for f in _SHARING_FIELDS}
+            before = copy.deepcopy(sharing)
+            if not change(sharing, obj):
                 return self._convert_or_fail(obj)
+            changed = {f: v for f, v in sharing.items() if v != before[f]}
             patch = {"metadata": {"resourceVersion": meta(obj).get("resourceVersion")},
-                     "spec": {"sharing": sharing}}
+                     "spec": {"sharing": changed}}
             with translate("patch", "sandboxes", namespace=namespace, name=name):
                 try:
                     response = self._custom.patch_namespaced_custom_object(
@@ -505,7 +705,7 @@ class KubernetesControlPlane:
                     raise
             new = decode(response)
             sandbox = self._remember(new)
-            self._post_event(new, reason, identity)
+            self._post_event(new, reason, message if isinstance(message, str) else message())
             return sandbox
         raise SandboxConflict(f"sandbox {name!r} kept changing; try again")  # pragma: no cover
 
@@ -573,22 +773,31 @@ class KubernetesControlPlane:
         known = sorted(self.templates())
         raise InvalidRequest(f"unknown template {template!r}; known: {', '.join(known)}")
 
-    def _sandbox_template(self, obj: Mapping[str, Any]) -> Template:
+    def _resolved_template(self, obj: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The name of a sandbox's template and its merged spec ({} when it cannot be resolved)."""
         spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
         assert isinstance(spec, dict)
         ref = spec.get("templateRef")
         if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
-            return effective_template("", {}, spec)
+            return "", {}
         name = ref["name"]
         kind = str(ref.get("kind") or NAMESPACED_KIND)
         namespace = str(meta(obj).get("namespace", ""))
         try:
-            merged = resolve(kind, name, str(ref.get("namespace") or namespace), self._lookup)
+            return name, resolve(kind, name, str(ref.get("namespace") or namespace),
+                                 self._lookup)
         except InvalidRequest as error:
             self._warn(f"sandbox-template/{namespace}/{meta(obj).get('name')}",
                        "sandbox %s/%s: its template is not resolved (%s); pricing it from "
                        "its own requests", namespace, meta(obj).get("name"), error)
-            merged = {}
+            return name, {}
+
+    def _sandbox_template(self, obj: Mapping[str, Any]) -> Template:
+        # What it runs with: an update's resources count only from its next start.
+        spec = running_spec(obj)
+        name, merged = self._resolved_template(obj)
+        if not name:
+            return effective_template("", {}, spec)
         return effective_template(name, merged, spec)
 
     def _on_template(self, kind: str, old: Mapping[str, Any] | None,

@@ -34,7 +34,7 @@ def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def resolve(kind: str, name: str, namespace: str, lookup: Lookup) -> dict[str, Any]:
-    """The merged spec (resources, image, description, mode) of one template and its ancestors.
+    """The merged spec (resources, image, storage, description, mode) of a template chain.
 
     ``namespace`` is the sandbox's. Raises :class:`InvalidRequest` with the
     controller's words for a missing template, a cycle, or a chain that is too long.
@@ -62,7 +62,7 @@ def resolve(kind: str, name: str, namespace: str, lookup: Lookup) -> dict[str, A
     merged: dict[str, Any] = {}
     for obj in reversed(chain):  # root first, each child on top
         spec = _spec(obj)
-        for whole in ("resources", "image"):
+        for whole in ("resources", "image", "storage"):
             if spec.get(whole) is not None:
                 merged[whole] = spec[whole]
         for text in ("description", "mode"):

@@ -28,6 +28,7 @@ from ..filters import (
     encode_cursor,
 )
 from ..records import AuditEvent, CostSnapshot, Record, SandboxEvent
+from ..rollups import reopen
 from . import migrate
 from .errors import translate_errors
 from .rows import (
@@ -156,9 +157,12 @@ class SQLBackend:
         if not grouped:
             return
         self._ready()
+        earliest = min((r.time for r in records if isinstance(r, CostSnapshot)), default=None)
         with self._connect("write") as conn, self._begin_write(conn):
             for table, rows in grouped.items():
                 self._insert(conn, table, rows)
+            if earliest is not None:
+                reopen(conn, earliest)  # an hour already rolled up is summed again
 
     def record_audit_event(self, event: AuditEvent) -> None:
         """Store one audit event."""
