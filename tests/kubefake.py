@@ -12,7 +12,9 @@ real API, with the real API's shapes and status codes:
 
 - custom resources of the CRDs in ``charts/agenttier/files/crds`` (Sandbox with its
   ``status`` subresource, SandboxTemplate, ClusterSandboxTemplate), and core
-  ``events`` and ``pods``;
+  ``events``, ``pods`` and ``secrets`` (the Router keeps minted API keys in
+  Secrets; like every core kind here, a Secret's ``data`` is stored as sent,
+  with no ``stringData`` conversion and no schema);
 - ``uid``, ``resourceVersion`` (one counter for the whole store, like etcd's),
   ``creationTimestamp``, ``generateName``; 201 on create, 409 AlreadyExists;
 - list and watch (all namespaces or one) with label and field selectors, watch
@@ -252,7 +254,8 @@ class FakeKubernetes:
         self.resources: dict[str, Resource] = {}
         for resource in [*load_crds(),
                          Resource("", "v1", "events", "Event", namespaced=True),
-                         Resource("", "v1", "pods", "Pod", namespaced=True)]:
+                         Resource("", "v1", "pods", "Pod", namespaced=True),
+                         Resource("", "v1", "secrets", "Secret", namespaced=True)]:
             self.resources[resource.plural] = resource
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.rv = 0

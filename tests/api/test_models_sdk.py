@@ -155,15 +155,27 @@ def test_api_key_requests_accept_scopes_and_action_groups(field: str) -> None:
     assert ApiKeyCreateRequest.model_validate({"sandboxId": "sb"}).groups() == list(ACTION_GROUPS)
 
 
-@pytest.mark.parametrize("body", [
-    {"bogus": 1},
-    {"scopes": ["stop"]},
-    {"sandboxId": "sb", "scopes": ["delete"]},
-    {"sandboxId": "sb", "scopes": ["stop"], "actionGroups": ["resume"]},
-])
-def test_bad_api_key_requests(body: dict[str, Any]) -> None:
+def test_unknown_fields_in_an_api_key_request_are_refused() -> None:
     with pytest.raises(ValidationError):
-        ApiKeyCreateRequest.model_validate(body)
+        ApiKeyCreateRequest.model_validate({"bogus": 1})
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    ({"scopes": ["stop"]}, "scopes require sandboxId"),
+    ({"sandboxId": "sb", "scopes": ["delete"]}, "delete is not an action group"),
+    ({"sandboxId": "sb", "actionGroups": ["nope"]}, "unknown action group: nope"),
+    ({"sandboxId": "sb", "scopes": ["stop"], "actionGroups": ["resume"]}, "differ"),
+    ({"name": "ci\u202ebad"}, "plain text"),
+    ({"name": "a\x00b"}, "plain text"),
+])
+def test_bad_api_key_requests(body: dict[str, Any], problem: str) -> None:
+    found = ApiKeyCreateRequest.model_validate(body).problem()
+    assert found is not None and problem in found
+
+
+def test_a_user_level_key_has_no_groups() -> None:
+    assert ApiKeyCreateRequest.model_validate({"name": "ci"}).groups() == []
+    assert ApiKeyCreateRequest.model_validate({"name": "ci"}).problem() is None
 
 
 def test_cost_estimate_wire_names_and_extras() -> None:

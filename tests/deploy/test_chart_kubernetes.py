@@ -39,6 +39,9 @@ WATCH_NAMESPACED: Rules = {
     ("", "events"): READ,
 }
 CLUSTER: Rules = {("agenttier.io", "clustersandboxtemplates"): READ}
+API_KEYS: Rules = {("", "secrets"): READ | {"create", "delete"}}
+"""Minted API keys are Secrets: in the Router's own namespace only, through a Role there."""
+API_KEYS_ROLE = "agenttier-router-api-keys"
 
 WATCH: dict[str, object] = {"router.mode": "watch", "optional.storage.enabled": True}
 POSTGRES: dict[str, object] = {"optional.storage.enabled": True,
@@ -110,11 +113,21 @@ def test_kubernetes_mounts_the_service_account_token() -> None:
 def test_cluster_wide_the_router_gets_exactly_its_verbs_in_one_cluster_role() -> None:
     manifest = render()
     assert [obj["kind"] for obj in manifest.objects if obj["kind"] in RBAC_KINDS] == [
-        "ClusterRole", "ClusterRoleBinding"]
+        "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
     role = manifest.one("ClusterRole")
     assert role["metadata"]["name"] == "agenttier-agenttier-router"
-    assert rules(role) == SERVE_NAMESPACED | CLUSTER
+    assert rules(role) == SERVE_NAMESPACED | CLUSTER  # no Secrets anywhere else
     binding_of(manifest, "ClusterRoleBinding", "agenttier-agenttier-router")
+    _check_api_keys_role(manifest)
+
+
+def _check_api_keys_role(manifest: Manifest) -> None:
+    """The Router may keep its API keys' Secrets in its own namespace, and do nothing else."""
+    role = manifest.one("Role", API_KEYS_ROLE)
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert rules(role) == API_KEYS
+    binding = binding_of(manifest, "RoleBinding", API_KEYS_ROLE)
+    assert binding["metadata"]["namespace"] == NAMESPACE  # type: ignore[index]
 
 
 def test_cluster_role_names_carry_the_release_and_its_namespace() -> None:
@@ -132,9 +145,10 @@ def test_one_namespace_gets_a_role_there_and_reads_cluster_templates(
     url = urlsplit(str(params["control_plane_url"]))
     assert (url.scheme, url.netloc, url.path) == ("kubernetes", "", "")
     assert parse_qs(url.query) == {"namespace": ["team-a"]}
-    role = manifest.one("Role")
+    [role] = [r for r in manifest.all("Role") if r["metadata"]["name"] != API_KEYS_ROLE]
     assert role["metadata"]["namespace"] == "team-a"
     assert rules(role) == SERVE_NAMESPACED
+    _check_api_keys_role(manifest)  # in the Router's namespace, not the sandboxes'
     binding = binding_of(manifest, "RoleBinding", role["metadata"]["name"])
     assert binding["metadata"]["namespace"] == "team-a"  # type: ignore[index]
     # A Role cannot grant a cluster-scoped resource: ClusterSandboxTemplates are read
@@ -197,6 +211,7 @@ def test_watch_only_reads() -> None:
     role = manifest.one("ClusterRole")
     assert rules(role) == WATCH_NAMESPACED | CLUSTER
     binding_of(manifest, "ClusterRoleBinding", role["metadata"]["name"])
+    assert manifest.all("Role") == []  # no API, so no keys: no Secrets
     assert manifest.pod["automountServiceAccountToken"] is True
 
 

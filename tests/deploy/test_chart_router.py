@@ -59,8 +59,10 @@ def test_helm_lint_is_clean(values: dict[str, object]) -> None:
 
 
 def test_default_renders_the_router_its_account_and_its_rbac(default: Manifest) -> None:
+    # The Role (and its binding) are for the Secrets of minted API keys, in the Router's
+    # own namespace (tests/deploy/test_chart_kubernetes.py checks their rules).
     assert sorted(default.kinds()) == ["ClusterRole", "ClusterRoleBinding", "Deployment",
-                                       "Service", "ServiceAccount"]
+                                       "Role", "RoleBinding", "Service", "ServiceAccount"]
     assert default.deployment["metadata"]["name"] == "agenttier-router"
     assert default.deployment["spec"]["replicas"] == 1
     assert default.deployment["spec"]["strategy"] == {"type": "RollingUpdate"}

@@ -16,6 +16,18 @@ did not exist, and the attempt is still recorded.
 body, so a request without a valid key is refused (401) and recorded whatever
 its body holds. Actions on no one sandbox (templates, analytics, admin) use
 :func:`audited_caller` and :func:`recorded_call`.
+
+**Sandbox-scoped API keys** are enforced here and only here, deny by default:
+such a key reaches only its own sandbox, and only the actions of
+:data:`SCOPED_ACTIONS` that its action groups cover (reading the sandbox
+itself, ``get``, and ``/user/me`` need no group). Every other action, on any
+route, whatever it is called (list, create, delete, share, bulk, templates,
+records, admin, the keys themselves, and any route added later), is a 403,
+recorded as ``denied``. :func:`caller`, :func:`caller_of` and
+:func:`audited_caller` check the action and the sandbox the path names;
+:func:`act` checks the sandbox it found (its namespace too). Anything that
+reads the caller without them gets no identity for a scoped key at all
+(:func:`~.context.authenticate`).
 """
 
 from __future__ import annotations
@@ -28,13 +40,13 @@ from fastapi import Depends, Path, Query, Request
 from agenttier_router.controlplane import ControlPlaneError, Sandbox, SandboxNotFound
 from agenttier_router.service import Services
 
-from .auth import Access, Identity, access
+from .auth import Access, Identity, KeyScope, access
 from .context import authenticate, services, source
 from .errors import ApiError
 
 __all__ = [
-    "NO_KEY", "Namespace", "SandboxId", "act", "audited_caller", "caller", "caller_of",
-    "find_sandbox", "recorded", "recorded_call",
+    "NO_KEY", "SCOPED_ACTIONS", "Namespace", "SandboxId", "act", "audited_caller", "caller",
+    "caller_of", "find_sandbox", "recorded", "recorded_call", "scope_refusal",
 ]
 
 T = TypeVar("T")
@@ -45,11 +57,62 @@ Namespace = Annotated[str | None, Query(min_length=1, max_length=63,
                                         "is used in several")]
 """The ``?namespace=`` that picks one of several sandboxes with one name."""
 
-def caller(request: Request) -> Identity:
-    """The caller, for an endpoint that records nothing; 401 without a valid key."""
-    identity = authenticate(services(request), request)
+SCOPED_ACTIONS: Mapping[str, str | None] = {
+    "get": None, "user.me": None,
+    "exec": "run-command",
+    "files.list": "files:read", "files.read": "files:read", "files.archive": "files:read",
+    "files.write": "files:write",
+    "stop": "stop", "resume": "resume",
+}
+"""The actions a sandbox-scoped key may take, with the action group each needs (None: any
+key may). ``user.me`` is the only one on no sandbox. (``ports``, ``agent:invoke`` and
+``agent:configure`` are groups a key may hold; the routes they would open are not served.)"""
+
+
+def scope_refusal(scope: KeyScope, action: str, name: str | None,
+                  namespace: str | None) -> str | None:
+    """Why a key with ``scope`` may not take ``action`` on sandbox ``namespace/name``; None if
+    it may. ``name`` is None for an action on no one sandbox."""
+    if action not in SCOPED_ACTIONS:
+        return f"a key scoped to sandbox {scope.sandbox!r} may not {action}"
+    group = SCOPED_ACTIONS[action]
+    if group is not None and group not in scope.groups:
+        return f"this key's action groups do not include {group}"
+    if action == "user.me":
+        return None
+    if name != scope.sandbox or (namespace is not None and namespace != scope.namespace):
+        return f"this key is scoped to sandbox {scope.sandbox!r}"
+    return None
+
+
+def _check_scope(svc: Services, request: Request, identity: Identity, action: str,
+                 *, resource: str = "") -> None:
+    """Refuse (403) and record a scoped key's ``action`` on the sandbox the path names."""
+    if identity.scope is None:
+        return
+    name = request.path_params.get("sandbox_id")
+    namespace = request.query_params.get("namespace")
+    reason = scope_refusal(identity.scope, action, name, namespace)
+    if reason is None:
+        return
+    svc.recording.audit(identity, action, sandbox_id=name or "", namespace=namespace or "",
+                        resource=resource or "sandbox", outcome="denied", source=source(request),
+                        details={"reason": reason, "keyId": identity.key_id,
+                                 "method": request.method, "path": request.url.path})
+    raise ApiError(403, reason)
+
+
+def caller(request: Request, action: str = "read") -> Identity:
+    """The caller of a read that records nothing; 401 without a valid key.
+
+    ``action`` names the read for a sandbox-scoped key (``get``, ``user.me``),
+    refused (403, recorded) unless :data:`SCOPED_ACTIONS` allows it.
+    """
+    svc = services(request)
+    identity = authenticate(svc, request, scoped=True)
     if identity is None:
         raise ApiError(401, "a valid X-API-Key header is required")
+    _check_scope(svc, request, identity, action)
     return identity
 
 
@@ -85,7 +148,7 @@ def caller_of(action: str) -> Any:
     """
     async def dependency(request: Request) -> Identity:
         svc = services(request)
-        identity = authenticate(svc, request)
+        identity = authenticate(svc, request, scoped=True)
         if identity is None:
             svc.recording.audit(
                 None, action, sandbox_id=request.path_params.get("sandbox_id", ""),
@@ -93,6 +156,7 @@ def caller_of(action: str) -> Any:
                 details={"reason": NO_KEY, "path": request.url.path}, source=source(request),
             )
             raise ApiError(401, "a valid X-API-Key header is required")
+        _check_scope(svc, request, identity, action)
         return identity
 
     return Depends(dependency)
@@ -145,6 +209,13 @@ def act(
                             outcome="error", details={**base, "error": str(error)})
         raise
     where = {"sandbox_id": sandbox.name, "namespace": sandbox.namespace}
+    scope = identity.scope
+    refusal = None if scope is None else \
+        scope_refusal(scope, action, sandbox.name, sandbox.namespace)
+    if scope is not None and refusal is not None:  # its name in another namespace; bulk items
+        svc.recording.audit(identity, action, outcome="denied", **where,
+                            details={**base, "reason": refusal, "keyId": identity.key_id})
+        raise ApiError(403, refusal)
     if access(identity, sandbox) < need:
         svc.recording.audit(identity, action, outcome="denied", **where,
                             details={**base, "reason": f"{action} needs more than shared access"})
@@ -156,11 +227,12 @@ def audited_caller(request: Request, action: str, resource: str, *, admin: bool 
                    details: Mapping[str, Any] | None = None) -> tuple[Services, Identity]:
     """The services and the caller of ``action``; a refused caller is recorded, then refused."""
     svc = services(request)
-    identity = authenticate(svc, request)
+    identity = authenticate(svc, request, scoped=True)
     if identity is None:
         svc.recording.audit(None, action, resource=resource, outcome="denied",
                             details={**(details or {}), "reason": NO_KEY})
         raise ApiError(401, "a valid X-API-Key header is required")
+    _check_scope(svc, request, identity, action, resource=resource)
     if admin and not identity.is_admin:
         svc.recording.audit(identity, action, resource=resource, outcome="denied",
                             details={**(details or {}), "reason": "admin_required"})

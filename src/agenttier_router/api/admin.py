@@ -1,7 +1,7 @@
 """``GET /admin/sandboxes`` and ``GET /admin/sharing``: the whole fleet, for admins.
 
-``/admin/sandboxes`` lists every sandbox in the SDK's ``SandboxSummary`` shape
-(with ``scopedApiKeys``, empty until sandbox-scoped keys exist);
+``/admin/sandboxes`` lists every sandbox in the SDK's ``SandboxSummary`` shape,
+each with ``scopedApiKeys``: the metadata of the keys scoped to it (never a key);
 ``/admin/sharing`` lists every sandbox that is shared or has share links, with
 its user and group grants and its links (never a token), where the Go Router
 answers ``{}``::
@@ -21,8 +21,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from .acting import audited_caller, recorded_call
+from .apikeys import key_out
 from .models import ErrorOut, ShareLinkOut
-from .models_sdk import AdminSandboxesOut, AdminSandboxOut, AdminSharingEntry, AdminSharingOut
+from .models_sdk import (
+    AdminSandboxesOut,
+    AdminSandboxOut,
+    AdminSharingEntry,
+    AdminSharingOut,
+    ApiKeyOut,
+)
 from .sandboxes import sandbox_out
 
 __all__ = ["router"]
@@ -41,8 +48,14 @@ def admin_sandboxes(
     svc, identity = audited_caller(request, "admin.sandboxes", "admin", admin=True)
     sandboxes = recorded_call(svc, identity, "admin.sandboxes", "admin",
                               lambda: svc.control_plane.list(namespace))
+    scoped: dict[tuple[str, str], list[ApiKeyOut]] = {}
+    for key in svc.api_keys.all_keys() if svc.api_keys is not None else []:
+        if key.scoped:
+            scoped.setdefault((key.namespace, key.sandbox), []).append(key_out(key))
     return AdminSandboxesOut(sandboxes=[
-        AdminSandboxOut(**sandbox_out(s).model_dump(), scoped_api_keys=[]) for s in sandboxes])
+        AdminSandboxOut(**sandbox_out(s).model_dump(),
+                        scoped_api_keys=scoped.get((s.namespace, s.name), []))
+        for s in sandboxes])
 
 
 @router.get("/admin/sharing", response_model=AdminSharingOut)

@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from agenttier_router import __version__, ui
 from agenttier_router.service import Services
 
-from . import admin, analytics, bulk, files, records, sandboxes, sharelinks, templates
+from . import admin, analytics, apikeys, bulk, files, records, sandboxes, sharelinks, templates
 from .context import authenticate
 from .errors import install_error_handlers
 from .execs import ExecSlots
@@ -86,6 +86,7 @@ def create_app(services: Services, *, api: bool = True) -> FastAPI:
         app.include_router(templates.router)
         app.include_router(analytics.router)
         app.include_router(admin.router)
+        app.include_router(apikeys.router)
         ui.install(app)
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

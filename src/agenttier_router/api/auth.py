@@ -1,7 +1,8 @@
 """Who is calling, and what they may do to a sandbox.
 
 API keys arrive in ``X-API-Key`` and are looked up in a keys file (YAML or
-JSON: a list of ``{key, subject, email, groups}``). Keys are compared in
+JSON: a list of ``{key, subject, email, groups}``), then among the keys callers
+minted (:mod:`agenttier_router.apikeys`). Keys are compared in
 constant time and never logged. Members of the admin group are admins.
 ``--dev-auth`` makes every request a local admin, for evaluation only.
 
@@ -26,18 +27,30 @@ import yaml
 
 from agenttier_router.controlplane import Sandbox
 
-__all__ = ["DEV_IDENTITY", "Access", "Identity", "KeyStore", "access", "load_keys"]
+__all__ = ["DEV_IDENTITY", "Access", "Identity", "KeyScope", "KeyStore", "access", "load_keys"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyScope:
+    """What a sandbox-scoped API key reaches: one sandbox, and only its action groups."""
+
+    sandbox: str
+    namespace: str
+    groups: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """An authenticated caller."""
+    """An authenticated caller; ``key_id`` is set for a minted API key, ``scope`` for a
+    sandbox-scoped one."""
 
     subject: str
     email: str = ""
     name: str = ""
     groups: tuple[str, ...] = field(default_factory=tuple)
     is_admin: bool = False
+    key_id: str = ""
+    scope: KeyScope | None = None
 
 
 DEV_IDENTITY = Identity(subject="dev", email="dev@localhost", name="Local developer",

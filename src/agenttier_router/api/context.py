@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
+from agenttier_router.apikeys import MintedKey
 from agenttier_router.service import Services
 
-from .auth import DEV_IDENTITY, Identity
+from .auth import DEV_IDENTITY, Identity, KeyScope
 from .errors import ApiError
 from .oidc import IdpUnavailable, InvalidToken
 from .sessions import COOKIE, SessionStore
 
-__all__ = ["authenticate", "services", "source"]
+__all__ = ["authenticate", "identify_key", "services", "source"]
 
 
 def services(request: HTTPConnection) -> Services:
@@ -27,10 +28,46 @@ def services(request: HTTPConnection) -> Services:
     return built
 
 
-def authenticate(built: Services, request: HTTPConnection) -> Identity | None:
+def _minted(key: MintedKey) -> Identity:
+    """The caller a minted key authenticates: its owner, under the key's name, never admin."""
+    scope = None
+    if key.scoped:
+        scope = KeyScope(sandbox=key.sandbox, namespace=key.namespace,
+                         groups=frozenset(key.action_groups))
+    return Identity(subject=key.user_id, email=key.email, name=key.name, groups=(),
+                    is_admin=False, key_id=key.id, scope=scope)
+
+
+def _still_valid(built: Services, identity: Identity | None) -> Identity | None:
+    """A session's identity, unless it signed in with a minted key since revoked or expired."""
+    if identity is None or not identity.key_id:
+        return identity
+    key = built.api_keys.get(identity.key_id) if built.api_keys is not None else None
+    return identity if key is not None and not key.expired() else None
+
+
+def identify_key(built: Services, presented: str, *, scoped: bool = False) -> Identity | None:
+    """Who the API key ``presented`` belongs to: the keys file first, then minted keys.
+
+    A sandbox-scoped key is None unless ``scoped``: only code that enforces
+    scopes (:mod:`.acting`) may see one, so any other reader of the caller
+    treats it as no key at all.
+    """
+    identity = built.keys.identify(presented) if built.keys is not None else None
+    if identity is None and built.api_keys is not None:
+        minted = built.api_keys.identify(presented)
+        identity = _minted(minted) if minted is not None else None
+    if identity is not None and identity.scope is not None and not scoped:
+        return None
+    return identity
+
+
+def authenticate(built: Services, request: HTTPConnection, *,
+                 scoped: bool = False) -> Identity | None:
     """Return the caller's identity, or None when the request carries no valid credential.
 
-    ``X-API-Key`` is tried first. Without one, a GET or HEAD may come from a
+    ``X-API-Key`` is tried first (:func:`identify_key`; a sandbox-scoped key
+    only with ``scoped=True``). Without one, a GET or HEAD may come from a
     browser signed in to the ``/ui/`` pages (its session cookie), and any
     request may carry an ``Authorization: Bearer`` JWT when OIDC is configured.
     An identity provider that cannot be reached is a 503 for Bearer callers
@@ -40,7 +77,7 @@ def authenticate(built: Services, request: HTTPConnection) -> Identity | None:
         return DEV_IDENTITY
     presented = request.headers.get("x-api-key")
     if presented is not None:
-        return built.keys.identify(presented) if built.keys is not None else None
+        return identify_key(built, presented, scoped=scoped)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     verifier = built.config.oidc
     if verifier is not None and scheme.lower() == "bearer" and token.strip():
@@ -55,7 +92,7 @@ def authenticate(built: Services, request: HTTPConnection) -> Identity | None:
         # export link is a read); SameSite=Strict keeps other sites from sending it at all.
         sessions: SessionStore | None = getattr(request.app.state, "sessions", None)
         if sessions is not None:
-            return sessions.identify(request.cookies.get(COOKIE))
+            return _still_valid(built, sessions.identify(request.cookies.get(COOKIE)))
     return None
 
 

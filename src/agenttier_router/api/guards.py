@@ -84,7 +84,7 @@ class BodyGuard:
             return
         connection = HTTPConnection(scope)
         try:
-            identity = authenticate(self.services, connection)
+            identity = authenticate(self.services, connection, scoped=True)
         except ApiError:  # an identity provider away: the handler answers (503)
             identity = None
         if identity is None and scope["path"] != _SIGN_IN:

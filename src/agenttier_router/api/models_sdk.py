@@ -7,11 +7,13 @@ SDK's ``UsageAnalytics`` and ``CostEstimate`` read. Lists are always lists,
 never ``null`` (a ``null`` breaks the SDK's models). Request models ignore
 fields they do not know, except the API-key body, which refuses them as the
 Go Router does; it accepts both ``scopes`` (the Router's name) and
-``actionGroups`` (the SDK's).
+``actionGroups`` (the SDK's). ``ACTION_GROUPS`` is re-exported from
+:mod:`agenttier_router.apikeys`.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -22,10 +24,11 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     field_validator,
     model_serializer,
-    model_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
+
+from agenttier_router.apikeys import ACTION_GROUPS
 
 from .durations import parse_go_duration
 from .models import CostTotalOut, CreateSandbox, SandboxOut, ShareLinkOut
@@ -66,11 +69,9 @@ __all__ = [
     "UsageOut",
 ]
 
-ACTION_GROUPS = ("run-command", "files:read", "files:write", "ports", "agent:invoke",
-                 "agent:configure", "resume", "stop")
-"""What a sandbox-scoped API key may be limited to; no groups means all of them."""
 
 _LEVEL = Literal["viewer", "collaborator"]
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 class _Model(BaseModel):
@@ -298,37 +299,51 @@ class RedeemedOut(SandboxOut):
 
 class ApiKeyCreateRequest(_Model):
     """``POST /user/api-keys``. Unknown fields are refused; ``scopes`` and ``actionGroups``
-    are the same thing (the Router's name and the SDK's)."""
+    are the same thing (the Router's name and the SDK's). :meth:`problem` says what is wrong
+    with the values, so that the answer is ``unknown action group: X`` as the Go Router's."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     name: str | None = Field(default=None, max_length=253)
     expires_in: str | None = Field(default=None, max_length=32)
     sandbox_id: str | None = Field(default=None, max_length=253)
-    scopes: list[str] | None = None
-    action_groups: list[str] | None = None
+    scopes: list[str] | None = Field(default=None, max_length=32)
+    action_groups: list[str] | None = Field(default=None, max_length=32)
 
-    @model_validator(mode="after")
-    def _groups(self) -> ApiKeyCreateRequest:
+    def named_groups(self) -> list[str] | None:
+        """The groups sent, under either name; None if neither was."""
+        return self.scopes if self.scopes is not None else self.action_groups
+
+    def problem(self) -> str | None:
+        """What is wrong with the body's values (a 400), or None."""
+        named = self.named_groups()
+        if self.name and _CONTROL.search(self.name):
+            return "name must be plain text (no control characters)"
         if self.scopes is not None and self.action_groups is not None \
                 and sorted(self.scopes) != sorted(self.action_groups):
-            raise ValueError("scopes and actionGroups differ; send one of them")
-        groups = self.scopes if self.scopes is not None else self.action_groups
-        if groups is not None and not self.sandbox_id:
-            raise ValueError("scopes need a sandboxId")
-        for group in groups or []:
+            return "scopes and actionGroups differ; send one of them"
+        if named is not None and not self.sandbox_id:
+            return "scopes require sandboxId"
+        for group in named or []:
+            if group == "delete":
+                return ("delete is not an action group: a sandbox-scoped key can never "
+                        "delete its sandbox")
             if group not in ACTION_GROUPS:
-                raise ValueError(f"unknown action group: {group}")
-        return self
+                return f"unknown action group: {group[:64]}"
+        return None
 
     def groups(self) -> list[str]:
-        """The key's action groups: all of them when none were named."""
-        named = self.scopes if self.scopes is not None else self.action_groups
+        """A scoped key's action groups, in the canonical order: all of them when none were
+        named; [] for a user-level key (no ``sandboxId``)."""
+        if not self.sandbox_id:
+            return []
+        named = self.named_groups()
         return sorted(set(named), key=ACTION_GROUPS.index) if named else list(ACTION_GROUPS)
 
 
 class ApiKeyOut(_Model):
-    """A key's metadata (the SDK's ``APIKeyMetadata``): never the key or its hash."""
+    """A key's metadata (the SDK's ``APIKeyMetadata``): never the key or its hash. Empty
+    optional fields are left out, as the Go Router's ``omitempty`` does."""
 
     id: str
     user_id: str
@@ -338,6 +353,16 @@ class ApiKeyOut(_Model):
     created_at: str
     expires_at: str | None = None
     last_used_at: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_empty(self, handler: SerializerFunctionWrapHandler) -> Any:
+        shown = handler(self)
+        if isinstance(shown, dict):
+            for name in ("sandboxId", "sandbox_id", "actionGroups", "action_groups",
+                         "expiresAt", "expires_at", "lastUsedAt", "last_used_at"):
+                if name in shown and not shown[name]:
+                    del shown[name]
+        return shown
 
 
 class ApiKeyCreatedOut(_Model):

@@ -82,7 +82,7 @@ Cursor = Annotated[str | None, Query(max_length=512)]
 
 def _admin(request: Request) -> tuple[Services, Identity]:
     state = services(request)
-    identity = authenticate(state, request)
+    identity = authenticate(state, request, scoped=True)  # a scoped key: 403, as any non-admin
     if identity is None or not identity.is_admin:
         # A refused read of the history is itself history (issue 9, item 18).
         reason = "no valid API key" if identity is None else "reading history is for admins"

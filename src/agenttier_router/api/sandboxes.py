@@ -133,7 +133,7 @@ def list_sandboxes(
     status: Annotated[str | None, Query(max_length=32)] = None,
 ) -> SandboxList:
     """The sandboxes the caller may see, oldest first."""
-    identity = caller(request)
+    identity = caller(request, "list")
     sandboxes = [
         s for s in services(request).control_plane.list(namespace or None)
         if access(identity, s) is not Access.NONE and (not status or s.phase.value == status)
@@ -144,7 +144,8 @@ def list_sandboxes(
 @router.get("/sandboxes/{sandbox_id}", response_model=SandboxOut)
 def get_sandbox(sandbox_id: SandboxId, request: Request, namespace: Namespace = None) -> SandboxOut:
     """One sandbox."""
-    return sandbox_out(find_sandbox(services(request), caller(request), sandbox_id, namespace))
+    return sandbox_out(find_sandbox(services(request), caller(request, "get"), sandbox_id,
+                                    namespace))
 
 
 @router.delete("/sandboxes/{sandbox_id}", status_code=204, response_class=Response,
@@ -217,7 +218,8 @@ async def exec_command(
 @router.get("/sandboxes/{sandbox_id}/share", response_model=SharingOut)
 def get_sharing(sandbox_id: SandboxId, request: Request, namespace: Namespace = None) -> SharingOut:
     """Who the sandbox is shared with."""
-    return sharing_out(find_sandbox(services(request), caller(request), sandbox_id, namespace))
+    return sharing_out(find_sandbox(services(request), caller(request, "sharing.get"), sandbox_id,
+                                    namespace))
 
 
 @router.post("/sandboxes/{sandbox_id}/share", response_model=SharingOut,
@@ -288,7 +290,7 @@ def unshare_sandbox(
 @router.get("/user/me", response_model=UserOut, response_model_by_alias=True)
 def current_user(request: Request) -> UserOut:
     """The caller's identity, as the Router sees it."""
-    identity = caller(request)
+    identity = caller(request, "user.me")
     return UserOut(sub=identity.subject, email=identity.email or None,
                    name=identity.name or None, groups=list(identity.groups),
                    isAdmin=identity.is_admin)

@@ -174,5 +174,7 @@ def serve(
         raise click.ClickException(str(error)) from None
     except ControlPlaneError as error:
         raise click.BadParameter(str(error), param_hint="'--control-plane'") from None
+    except ValueError as error:  # a damaged store of minted API keys: never overwritten
+        raise click.ClickException(str(error)) from None
     uvicorn.run(create_app(services), host=host, port=port, log_level=log_level,
                 timeout_graceful_shutdown=20)

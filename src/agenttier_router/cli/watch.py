@@ -82,6 +82,7 @@ def watch(
         storage_url=url, control_plane_url=control_plane_url, data_dir=data_dir,
         spool_dir=spool_dir or data_dir / "spool",
         prices=PriceTable(cpu_price, memory_price), cost_interval=cost_interval,
+        minted_keys=False,  # no API: no keys to check (and no RBAC on Secrets)
     )
     try:
         services = build_services(config)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
+from agenttier_router.apikeys import MintedKeyStore, open_key_store
 from agenttier_router.controlplane import ControlPlane
 from agenttier_router.controlplane.open import open_control_plane
 from agenttier_router.costs import CostSampler
@@ -96,6 +97,7 @@ class Services:
         recording: Recording,
         control_plane: ControlPlane,
         maintenance: Maintenance | None = None,
+        api_keys: MintedKeyStore | None = None,
     ) -> None:
         self.config = config
         self.registry = registry
@@ -107,6 +109,8 @@ class Services:
         self.control_plane = control_plane
         self.maintenance = maintenance
         """Cost rollups and retention purges, on SQL storage; None otherwise."""
+        self.api_keys = api_keys
+        """Minted API keys, kept where the control plane keeps sandboxes; None: none."""
 
     def __repr__(self) -> str:
         return (f"Services(storage={self.storage.url or 'off'!r}, "
@@ -133,6 +137,8 @@ class Services:
         # A local plane stops its sandboxes as it closes: their transitions reach the
         # sampler, which emits their last snapshots; then the sampler stops.
         self.control_plane.close()
+        if self.api_keys is not None:
+            self.api_keys.close()  # the Secrets' watch
         self.sampler.close()
         self.recording.close()  # folded anonymous denials
         if self.maintenance is not None:
@@ -150,11 +156,11 @@ def _inside(path: Path | None, directory: Path) -> bool:
 
 
 def build_services(config: RouterConfig) -> Services:
-    """Build storage, recorder, cost sampler, recording and control plane from ``config``.
+    """Build storage, recorder, cost sampler, recording, control plane and key store.
 
     Raises the control plane's :class:`~agenttier_router.controlplane.InvalidRequest`
-    for a control-plane URL it cannot use; storage never stops it (see
-    :class:`StorageInfo`).
+    for a control-plane URL it cannot use, and ``ValueError`` for a store of
+    minted keys that cannot be read; storage never stops it (see :class:`StorageInfo`).
     """
     registry = CollectorRegistry()
     if config.control_plane_url is None or _inside(config.spool_dir, config.data_dir):
@@ -176,10 +182,17 @@ def build_services(config: RouterConfig) -> Services:
         recorder.close(0)
         backend.close()
         raise
+    try:  # minted keys live where the sandboxes do: a file beside them, or Secrets
+        api_keys = open_key_store(url) if config.minted_keys else None
+    except BaseException:
+        plane.close()
+        recorder.close(0)
+        backend.close()
+        raise
     maintenance = None
     if isinstance(backend, SQLBackend) and config.maintenance_interval is not None:
         maintenance = Maintenance(backend, config.retention, interval=config.maintenance_interval,
                                   audit=recorder.record)
     return Services(config=config, registry=registry, backend=backend, storage=storage,
                     recorder=recorder, sampler=sampler, recording=recording,
-                    control_plane=plane, maintenance=maintenance)
+                    control_plane=plane, maintenance=maintenance, api_keys=api_keys)

@@ -38,6 +38,10 @@ class RouterConfig:
     control_plane_url: str | None = None
     """Where sandboxes live: ``local:///dir`` or ``kubernetes://``; None: local, in ``data_dir``."""
     keys: KeyStore | None = None
+    """The keys file's keys (``--api-key-file``); None: none."""
+    minted_keys: bool = True
+    """Whether callers may mint API keys (kept beside the sandboxes); off for the headless
+    recorder, which serves no API."""
     oidc: OidcVerifier | None = None
     """Checks ``Authorization: Bearer`` JWTs when no ``X-API-Key`` is sent; None: keys only."""
     dev_auth: bool = False

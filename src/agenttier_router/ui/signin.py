@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
 from agenttier_router.api.auth import Identity
-from agenttier_router.api.context import authenticate, services
+from agenttier_router.api.context import authenticate, identify_key, services
 from agenttier_router.api.sessions import COOKIE, SessionStore
 
 from .render import page
@@ -87,7 +87,7 @@ async def signin(request: Request) -> Response:
     built = services(request)
     if built.dev_auth:
         return RedirectResponse(target, status_code=303)
-    identity = built.keys.identify(key) if built.keys is not None else None
+    identity = identify_key(built, key)  # a sandbox-scoped key cannot sign in
     if identity is None:
         return page(request, "signin.html", None, next=target, status=401,
                     error="That API key is not valid.")

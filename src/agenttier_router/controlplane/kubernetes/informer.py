@@ -34,6 +34,7 @@ import copy
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -79,13 +80,16 @@ class Informer:
     """
 
     def __init__(self, name: str, list_call: Callable[..., Any], handler: Handler, *,
-                 field_selector: str | None = None, watch_timeout: float = 300.0,
+                 field_selector: str | None = None, label_selector: str | None = None,
+                 watch_timeout: float = 300.0,
                  backoff: tuple[float, float] = (0.1, 5.0),
                  on_synced: Callable[[], None] | None = None) -> None:
         self.name = name
         self._list_call = list_call
         self._handler = handler
         self._selector = {"field_selector": field_selector} if field_selector else {}
+        if label_selector:
+            self._selector["label_selector"] = label_selector
         self._watch_timeout = max(1, int(watch_timeout))
         self._backoff = backoff
         self._on_synced = on_synced
@@ -97,6 +101,7 @@ class Informer:
         self._stop = threading.Event()
         self._response: Any = None
         self._problem: ControlPlaneError | None = None
+        self._problem_since: float | None = None
         self.relists = 0
         self._thread = threading.Thread(target=self._run, name=f"informer-{name}", daemon=True)
 
@@ -115,6 +120,11 @@ class Informer:
     def problem(self) -> ControlPlaneError | None:
         """Why the last list or watch failed, until one succeeds again; else None."""
         return self._problem
+
+    @property
+    def problem_since(self) -> float | None:
+        """When (``time.monotonic()``) the current :attr:`problem` began; None without one."""
+        return self._problem_since if self._problem is not None else None
 
     def wait_synced(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the first list; True if it has been applied."""
@@ -173,6 +183,8 @@ class Informer:
             except Exception as error:
                 if self._stop.is_set():
                     return
+                if self._problem is None:
+                    self._problem_since = time.monotonic()
                 self._problem = error if isinstance(error, ControlPlaneError) else \
                     error_from(error, "watch" if self._version else "list", self.name)
                 failures += 1
@@ -207,6 +219,7 @@ class Informer:
             allow_watch_bookmarks=True, _preload_content=False,
             _request_timeout=(10, self._watch_timeout + 30), **self._selector)
         self._response = response
+        self._problem = None  # the API server answers: a quiet watch is a healthy one
         try:
             if self._stop.is_set():  # close() ran before the response was there to shut
                 return

@@ -26,7 +26,7 @@ from ..base import InvalidRequest, TransitionSink
 from ..checks import check_label
 from .plane import KubernetesControlPlane
 
-__all__ = ["KubernetesURL", "from_url", "parse_url"]
+__all__ = ["KubernetesURL", "client_for", "from_url", "parse_url"]
 
 config: Any = _config  # untyped
 
@@ -81,6 +81,46 @@ def _kubeconfig_files() -> list[Path]:
     return [f for f in files if f.is_file()]
 
 
+_SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def client_for(url: str) -> tuple[client.ApiClient, str]:
+    """An API client for a ``kubernetes://`` URL, and the namespace the Router itself is in.
+
+    The Router's namespace is the current context's namespace (``default`` if it
+    names none) with a kubeconfig, or the pod's own namespace in-cluster; it is
+    where the Router keeps its own objects (the Secrets of minted API keys),
+    whatever namespace ``?namespace=`` keeps the sandboxes to. Raises
+    :class:`InvalidRequest` as :func:`from_url` does.
+    """
+    parsed = parse_url(url)
+    configuration = client.Configuration()
+    files = _kubeconfig_files()
+    try:
+        if files:
+            joined = os.pathsep.join(str(f) for f in files)
+            config.load_kube_config(config_file=joined, context=parsed.context,
+                                    client_configuration=configuration)
+            contexts, active = config.list_kube_config_contexts(config_file=joined)
+            chosen = next((c for c in contexts if c.get("name") == parsed.context), active)
+            home = str(((chosen or {}).get("context") or {}).get("namespace") or "default")
+        elif parsed.context is not None:
+            raise InvalidRequest(f"no kubeconfig to take context {parsed.context!r} from "
+                                 "(set KUBECONFIG or write ~/.kube/config)")
+        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config(client_configuration=configuration)
+            try:
+                home = _SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
+            except OSError:
+                home = "default"
+        else:
+            raise InvalidRequest("no Kubernetes configuration: set KUBECONFIG, write "
+                                 "~/.kube/config, or run the Router inside a pod")
+    except ConfigException as error:
+        raise InvalidRequest(f"cannot load the Kubernetes configuration: {error}") from error
+    return client.ApiClient(configuration), home
+
+
 def from_url(url: str, sink: TransitionSink, *,
              watch_timeout: float = 300.0) -> KubernetesControlPlane:
     """Build a :class:`KubernetesControlPlane` from a ``kubernetes://`` URL (see module doc).
@@ -88,23 +128,6 @@ def from_url(url: str, sink: TransitionSink, *,
     Raises :class:`InvalidRequest` for a bad URL, no configuration to load, or a
     kubeconfig the client refuses (an unknown context...).
     """
-    parsed = parse_url(url)
-    configuration = client.Configuration()
-    files = _kubeconfig_files()
-    try:
-        if files:
-            config.load_kube_config(config_file=os.pathsep.join(str(f) for f in files),
-                                    context=parsed.context,
-                                    client_configuration=configuration)
-        elif parsed.context is not None:
-            raise InvalidRequest(f"no kubeconfig to take context {parsed.context!r} from "
-                                 "(set KUBECONFIG or write ~/.kube/config)")
-        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config(client_configuration=configuration)
-        else:
-            raise InvalidRequest("no Kubernetes configuration: set KUBECONFIG, write "
-                                 "~/.kube/config, or run the Router inside a pod")
-    except ConfigException as error:
-        raise InvalidRequest(f"cannot load the Kubernetes configuration: {error}") from error
-    return KubernetesControlPlane(client.ApiClient(configuration), sink,
-                                  namespace=parsed.namespace, watch_timeout=watch_timeout)
+    api_client, _ = client_for(url)
+    return KubernetesControlPlane(api_client, sink, namespace=parse_url(url).namespace,
+                                  watch_timeout=watch_timeout)
