@@ -91,6 +91,12 @@ def test_an_update_applies_now_or_at_the_next_start_and_is_recorded(
         reply = _update(sandbox, resources={"requests": {"cpu": "2", "memory": "4Gi"}})
         assert reply == {"sandboxId": "sb-up", "applied": {"resources": "on-restart"},
                          "restartRequired": True, "message": RESTART}
+        shown = router.client("alice")._http.get("/sandboxes/sb-up").json()  # read back
+        assert {k: shown[k] for k in ("labels", "annotations", "idleTimeout", "resources",
+                                      "restartRequired")} == {
+            "labels": {"team": "ml", "zone": "eu"}, "annotations": {"example.com/note": "hello"},
+            "idleTimeout": "1h30m0s", "resources": {"requests": {"cpu": "2", "memory": "4Gi"}},
+            "restartRequired": True}
         pending = _plane(router, "sb-up")
         assert (pending.template.cpu, pending.template.memory_gib) == (0.5, 1.0)  # until...
         assert pending.restart_pending

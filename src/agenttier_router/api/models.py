@@ -139,6 +139,14 @@ class SandboxOut(_Model):
     last_activity_at: str
     created_by: CreatedBy
     message: str = ""
+    # Beyond the SDK's SandboxSummary (which ignores them): what PATCH sets, read back.
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    idle_timeout: str | None = Field(default=None, description="A Go duration; none: never")
+    resources: dict[str, dict[str, str]] | None = Field(
+        default=None, description="What the sandbox requests of its own, over its template's")
+    restart_required: bool = Field(
+        default=False, description="Its resources take effect when it next starts")
 
 
 class SandboxList(_Model):

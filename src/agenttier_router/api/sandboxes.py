@@ -19,7 +19,13 @@ from agenttier_router.controlplane import (
     SandboxConflict,
     SandboxNotFound,
 )
-from agenttier_router.controlplane.changes import RESTART_MESSAGE, InvalidChange, change_from
+from agenttier_router.controlplane.changes import (
+    RESTART_MESSAGE,
+    InvalidChange,
+    change_from,
+    format_go_duration,
+    visible,
+)
 from agenttier_router.service import Services
 from agenttier_router.service.recording import command_details
 from agenttier_router.storage import format_ts
@@ -74,6 +80,11 @@ def sandbox_out(sandbox: Sandbox) -> SandboxOut:
         last_activity_at=format_ts(sandbox.last_activity_at),
         created_by=CreatedBy(email=sandbox.owner_email or None, display_name=sandbox.owner),
         message=sandbox.message,
+        labels=visible(sandbox.labels), annotations=visible(sandbox.annotations),
+        idle_timeout=(format_go_duration(sandbox.idle_timeout)
+                      if sandbox.idle_timeout is not None else None),
+        resources=sandbox.resources.as_dict() if sandbox.resources is not None else None,
+        restart_required=sandbox.restart_pending,
     )
 
 
