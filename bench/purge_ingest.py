@@ -1,0 +1,215 @@
+"""Purge of millions of audit rows: rows/s, and the recorder's ingest while it runs.
+
+Per backend, a fresh store of its own (see ``audit_fill.py``) gets
+``--rows`` old audit events (default 1,000,000; the issue's figure is
+10,000,000), made with SQL, ten a second from 2025-01-01. The rows are cut
+into equal slices by time; each purge measured deletes one slice through
+the real :func:`~agenttier_router.storage.retention.purge` (an audit
+retention of one day and ``now`` one day past the slice's end, the lease
+taken as the Router takes it). One backend (one connection pool) serves a
+real :class:`~agenttier_router.storage.Recorder` and the purge, on two
+threads of one process, as in the Router, whose maintenance thread purges
+beside the recorder.
+
+The ingest is a producer thread that builds realistic audit events and
+hands them to ``recorder.record`` as fast as the recorder takes them: it
+keeps at most ``5 × batch_size`` records queued (so none is dropped) and
+otherwise waits 1 ms. The ingest rate is the recorder's own
+``records_written_total{type="audit_event"}`` over the window, divided by its
+length. Each round runs three measurements, in an order rotated from round
+to round:
+
+- **ingest alone**: ``--ingest-seconds`` of ingest, nothing else running;
+- **purge alone**: one slice purged, nothing else running;
+- **purge + ingest**: one slice purged while the producer runs; the ingest
+  rate is taken over exactly the purge's duration.
+
+With several ``--batches`` each round purges one slice alone and one with
+ingest per batch size. The tables give medians over rounds, the ingest
+ratio (with purge / alone; the issue's target is at least 0.8), and the
+purge's rows/s. The load average is printed before and after.
+
+Run from the repo root::
+
+    .venv/bin/python bench/purge_ingest.py --rows 200000 --rounds 2 --ingest-seconds 3
+    .venv/bin/python bench/purge_ingest.py --backends sqlite,postgresql --rows 10000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from _common import machine, median, print_table
+from audit_fill import drop_store, fill, fresh_store, version
+from prometheus_client import CollectorRegistry
+from recorder_common import make_event
+
+from agenttier_router.storage import Recorder, RecorderConfig, SQLBackend, open_backend
+from agenttier_router.storage.retention import RetentionPolicy, purge
+
+START = datetime(2025, 1, 1, tzinfo=UTC)
+STEP = timedelta(milliseconds=100)
+KEEP = timedelta(days=1)
+
+
+class Producer:
+    """A thread that feeds ``recorder`` realistic audit events as fast as it takes them."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.limit = 5 * recorder.config.batch_size
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="producer", daemon=True)
+        self.rng = random.Random(7)
+        self.n = 0
+
+    def _run(self) -> None:
+        record, status = self.recorder.record, self.recorder.status
+        while not self.stop.is_set():
+            if status().queued >= self.limit:
+                time.sleep(0.001)
+                continue
+            for _ in range(500):
+                record(make_event(self.rng, self.n))
+                self.n += 1
+
+    def __enter__(self) -> Producer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def written(recorder: Recorder) -> int:
+    return recorder.metrics.written["audit_event"]
+
+
+def ingest_alone(recorder: Recorder, seconds: float) -> float:
+    """Records/s the recorder writes in ``seconds`` with nothing else running."""
+    with Producer(recorder):
+        time.sleep(1.0)  # let the queue fill: the window measures the steady state
+        before, began = written(recorder), time.perf_counter()
+        time.sleep(seconds)
+        rate = (written(recorder) - before) / (time.perf_counter() - began)
+    assert recorder.flush(60), "the recorder did not catch up"
+    return rate
+
+
+def purge_slice(backend: SQLBackend, cutoff: datetime, batch: int,
+                recorder: Recorder | None) -> tuple[int, float, float]:
+    """Purge up to ``cutoff``, with ingest running when ``recorder`` is given.
+
+    Returns (rows deleted, seconds, ingest records/s over the purge; 0 without).
+    """
+    policy = RetentionPolicy(audit=KEEP)
+
+    def run() -> tuple[int, float]:
+        began = time.perf_counter()
+        report = purge(backend, policy, now=cutoff + KEEP, batch=batch)
+        assert not report.skipped, report.skipped
+        return sum(r.rows for r in report.results), time.perf_counter() - began
+
+    if recorder is None:
+        return (*run(), 0.0)
+    with Producer(recorder):
+        time.sleep(1.0)
+        before = written(recorder)
+        rows, seconds = run()
+        rate = (written(recorder) - before) / seconds
+    assert recorder.flush(60), "the recorder did not catch up"
+    return rows, seconds, rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batches", default="5000",
+                        help="comma-separated purge batch sizes (default: the shipped 5000)")
+    parser.add_argument("--ingest-seconds", type=float, default=15.0)
+    parser.add_argument("--db", default="bench10", help="the server databases' name")
+    parser.add_argument("--keep", action="store_true", help="keep the stores afterwards")
+    args = parser.parse_args()
+    batches = [int(b) for b in args.batches.split(",")]
+    slices = args.rounds * 2 * len(batches)
+    per_slice = args.rows // slices
+    versions, ingest_rows, purge_rows = [], [], []
+    for kind in [k.strip() for k in args.backends.split(",") if k.strip()]:
+        url = fresh_store(kind, "purge_ingest", args.db)
+        print(f"{kind}: loading {args.rows:,} rows", flush=True)
+        load_s = fill(kind, url, args.rows, START, STEP)
+        print(f"  loaded in {load_s:.0f} s", flush=True)
+        versions.append(version(url))
+        backend = open_backend(url)
+        assert isinstance(backend, SQLBackend)
+        recorder = Recorder(backend, config=RecorderConfig(), registry=CollectorRegistry())
+        alone: list[float] = []
+        both: dict[int, list[float]] = {b: [] for b in batches}
+        purged: dict[tuple[int, bool], list[float]] = {}
+        deleted = 0
+        next_slice = iter(range(slices))
+        load = [open("/proc/loadavg").read().split()[0]]
+
+        def cutoff() -> datetime:
+            return START + STEP * (per_slice * (next(next_slice) + 1))
+
+        for rnd in range(args.rounds):
+            steps: list[tuple[str, Callable[[], None]]] = []
+
+            def alone_step() -> None:
+                alone.append(ingest_alone(recorder, args.ingest_seconds))
+                print(f"  {kind} round {rnd + 1}: ingest alone {alone[-1]:,.0f}/s", flush=True)
+
+            steps.append(("ingest alone", alone_step))
+            for b in batches:
+                for with_ingest in (False, True):
+                    def purge_step(b: int = b, with_ingest: bool = with_ingest) -> None:
+                        nonlocal deleted
+                        rows, s, rate = purge_slice(backend, cutoff(), b,
+                                                    recorder if with_ingest else None)
+                        deleted += rows
+                        purged.setdefault((b, with_ingest), []).append(rows / s)
+                        if with_ingest:
+                            both[b].append(rate)
+                        print(f"  {kind} round {rnd + 1}: purge batch {b}"
+                              f"{' + ingest' if with_ingest else ''}: {rows:,} rows in "
+                              f"{s:.1f} s, {rows / s:,.0f} rows/s"
+                              + (f", ingest {rate:,.0f}/s" if with_ingest else ""), flush=True)
+
+                    steps.append(("purge", purge_step))
+            shift = rnd % len(steps)
+            for _, step in steps[shift:] + steps[:shift]:
+                step()
+        load.append(open("/proc/loadavg").read().split()[0])
+        recorder.close(60)
+        backend.close()
+        if not args.keep:
+            drop_store(kind, url)
+        for b in batches:
+            a, w = median(alone), median(both[b])
+            ingest_rows.append((kind, f"{args.rows:,}", b, f"{a:,.0f}", f"{w:,.0f}",
+                                f"{w / a:.2f}", f"{min(both[b]) / a:.2f}-{max(both[b]) / a:.2f}"))
+            purge_rows.append((kind, b, f"{per_slice:,}", f"{median(purged[(b, False)]):,.0f}",
+                               f"{median(purged[(b, True)]):,.0f}"))
+        print(f"  {kind}: {deleted:,} rows purged in all; load average "
+              f"{load[0]} before, {load[1]} after", flush=True)
+    print()
+    print(machine(versions), f"; {args.rounds} rounds, medians")
+    print()
+    print_table(["backend", "old rows", "purge batch", "ingest alone (rec/s)",
+                 "ingest during purge (rec/s)", "ratio", "ratio range"], ingest_rows)
+    print()
+    print_table(["backend", "purge batch", "rows per purge", "purge alone (rows/s)",
+                 "purge with ingest (rows/s)"], purge_rows)
+
+
+if __name__ == "__main__":
+    main()
