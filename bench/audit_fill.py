@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from agenttier_router.storage import SQLBackend, open_backend
 from agenttier_router.storage.sql.schema import INDEXES
 
-__all__ = ["PG_SERVER", "MYSQL_SERVER", "drop_store", "fill", "fresh_store", "version"]
+__all__ = ["MYSQL_SERVER", "PG_SERVER", "drop_store", "fill", "fresh_store", "version"]
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 MYSQL_SERVER = "mysql+pymysql://root@127.0.0.1:3306/test"

@@ -13,7 +13,7 @@ beside the recorder.
 
 The ingest is a producer thread that builds realistic audit events and
 hands them to ``recorder.record`` as fast as the recorder takes them: it
-keeps at most ``5 × batch_size`` records queued (so none is dropped) and
+keeps at most ``5 * batch_size`` records queued (so none is dropped) and
 otherwise waits 1 ms. The ingest rate is the recorder's own
 ``records_written_total{type="audit_event"}`` over the window, divided by its
 length. Each round runs three measurements, in an order rotated from round
@@ -41,7 +41,6 @@ import argparse
 import random
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from _common import machine, median, print_table
@@ -67,12 +66,14 @@ class Producer:
         self.thread = threading.Thread(target=self._run, name="producer", daemon=True)
         self.rng = random.Random(7)
         self.n = 0
+        self.waits = 0
 
     def _run(self) -> None:
         record, status = self.recorder.record, self.recorder.status
         while not self.stop.is_set():
             if status().queued >= self.limit:
                 time.sleep(0.001)
+                self.waits += 1
                 continue
             for _ in range(500):
                 record(make_event(self.rng, self.n))
@@ -91,15 +92,21 @@ def written(recorder: Recorder) -> int:
     return recorder.metrics.written["audit_event"]
 
 
-def ingest_alone(recorder: Recorder, seconds: float) -> float:
-    """Records/s the recorder writes in ``seconds`` with nothing else running."""
-    with Producer(recorder):
+def ingest_alone(recorder: Recorder, seconds: float) -> tuple[float, float]:
+    """Records/s the recorder writes in ``seconds`` with nothing else running.
+
+    Also returns the share of the time the producer waited for the recorder
+    (about 0: the producer is the bottleneck; about 1: the writer is).
+    """
+    with Producer(recorder) as producer:
         time.sleep(1.0)  # let the queue fill: the window measures the steady state
-        before, began = written(recorder), time.perf_counter()
+        before, began, waits = written(recorder), time.perf_counter(), producer.waits
         time.sleep(seconds)
-        rate = (written(recorder) - before) / (time.perf_counter() - began)
+        elapsed = time.perf_counter() - began
+        rate = (written(recorder) - before) / elapsed
+        waited = (producer.waits - waits) * 0.001 / elapsed
     assert recorder.flush(60), "the recorder did not catch up"
-    return rate
+    return rate, waited
 
 
 def purge_slice(backend: SQLBackend, cutoff: datetime, batch: int,
@@ -127,6 +134,66 @@ def purge_slice(backend: SQLBackend, cutoff: datetime, batch: int,
     return rows, seconds, rate
 
 
+def loadavg() -> str:
+    with open("/proc/loadavg", encoding="ascii") as handle:
+        return handle.read().split()[0]
+
+
+class Run:
+    """One backend's rounds: the store, the recorder, and every sample taken."""
+
+    def __init__(self, kind: str, url: str, args: argparse.Namespace, batches: list[int]) -> None:
+        self.kind, self.args, self.batches = kind, args, batches
+        backend = open_backend(url)
+        assert isinstance(backend, SQLBackend)
+        self.backend = backend
+        self.recorder = Recorder(backend, config=RecorderConfig(), registry=CollectorRegistry())
+        self.alone: list[float] = []
+        self.waited: list[float] = []
+        self.both: dict[int, list[float]] = {b: [] for b in batches}
+        self.purged: dict[tuple[int, bool], list[float]] = {}
+        self.deleted = 0
+        self.slices = args.rounds * 2 * len(batches)
+        self.per_slice = args.rows // self.slices
+        self.next_slice = 0
+
+    def ingest_step(self, rnd: int) -> None:
+        rate, waited = ingest_alone(self.recorder, self.args.ingest_seconds)
+        self.alone.append(rate)
+        self.waited.append(waited)
+        print(f"  {self.kind} round {rnd + 1}: ingest alone {rate:,.0f}/s "
+              f"(producer waited {waited:.0%} of the time)", flush=True)
+
+    def purge_step(self, rnd: int, batch: int, with_ingest: bool) -> None:
+        self.next_slice += 1
+        cutoff = START + STEP * (self.per_slice * self.next_slice)
+        rows, s, rate = purge_slice(self.backend, cutoff, batch,
+                                    self.recorder if with_ingest else None)
+        self.deleted += rows
+        self.purged.setdefault((batch, with_ingest), []).append(rows / s)
+        if with_ingest:
+            self.both[batch].append(rate)
+        print(f"  {self.kind} round {rnd + 1}: purge batch {batch}"
+              f"{' + ingest' if with_ingest else ''}: {rows:,} rows in {s:.1f} s, "
+              f"{rows / s:,.0f} rows/s" + (f", ingest {rate:,.0f}/s" if with_ingest else ""),
+              flush=True)
+
+    def rounds(self) -> None:
+        for rnd in range(self.args.rounds):
+            steps: list[tuple[int, bool] | None] = [None]
+            steps += [(b, w) for b in self.batches for w in (False, True)]
+            shift = rnd % len(steps)
+            for step in steps[shift:] + steps[:shift]:
+                if step is None:
+                    self.ingest_step(rnd)
+                else:
+                    self.purge_step(rnd, *step)
+
+    def close(self) -> None:
+        self.recorder.close(60)
+        self.backend.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="sqlite,postgresql")
@@ -139,8 +206,6 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the stores afterwards")
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
-    slices = args.rounds * 2 * len(batches)
-    per_slice = args.rows // slices
     versions, ingest_rows, purge_rows = [], [], []
     for kind in [k.strip() for k in args.backends.split(",") if k.strip()]:
         url = fresh_store(kind, "purge_ingest", args.db)
@@ -148,58 +213,25 @@ def main() -> None:
         load_s = fill(kind, url, args.rows, START, STEP)
         print(f"  loaded in {load_s:.0f} s", flush=True)
         versions.append(version(url))
-        backend = open_backend(url)
-        assert isinstance(backend, SQLBackend)
-        recorder = Recorder(backend, config=RecorderConfig(), registry=CollectorRegistry())
-        alone: list[float] = []
-        both: dict[int, list[float]] = {b: [] for b in batches}
-        purged: dict[tuple[int, bool], list[float]] = {}
-        deleted = 0
-        next_slice = iter(range(slices))
-        load = [open("/proc/loadavg").read().split()[0]]
-
-        def cutoff() -> datetime:
-            return START + STEP * (per_slice * (next(next_slice) + 1))
-
-        for rnd in range(args.rounds):
-            steps: list[tuple[str, Callable[[], None]]] = []
-
-            def alone_step() -> None:
-                alone.append(ingest_alone(recorder, args.ingest_seconds))
-                print(f"  {kind} round {rnd + 1}: ingest alone {alone[-1]:,.0f}/s", flush=True)
-
-            steps.append(("ingest alone", alone_step))
-            for b in batches:
-                for with_ingest in (False, True):
-                    def purge_step(b: int = b, with_ingest: bool = with_ingest) -> None:
-                        nonlocal deleted
-                        rows, s, rate = purge_slice(backend, cutoff(), b,
-                                                    recorder if with_ingest else None)
-                        deleted += rows
-                        purged.setdefault((b, with_ingest), []).append(rows / s)
-                        if with_ingest:
-                            both[b].append(rate)
-                        print(f"  {kind} round {rnd + 1}: purge batch {b}"
-                              f"{' + ingest' if with_ingest else ''}: {rows:,} rows in "
-                              f"{s:.1f} s, {rows / s:,.0f} rows/s"
-                              + (f", ingest {rate:,.0f}/s" if with_ingest else ""), flush=True)
-
-                    steps.append(("purge", purge_step))
-            shift = rnd % len(steps)
-            for _, step in steps[shift:] + steps[:shift]:
-                step()
-        load.append(open("/proc/loadavg").read().split()[0])
-        recorder.close(60)
-        backend.close()
+        run = Run(kind, url, args, batches)
+        load = [loadavg()]
+        try:
+            run.rounds()
+        finally:
+            run.close()
+        load.append(loadavg())
         if not args.keep:
             drop_store(kind, url)
         for b in batches:
-            a, w = median(alone), median(both[b])
+            a, w = median(run.alone), median(run.both[b])
             ingest_rows.append((kind, f"{args.rows:,}", b, f"{a:,.0f}", f"{w:,.0f}",
-                                f"{w / a:.2f}", f"{min(both[b]) / a:.2f}-{max(both[b]) / a:.2f}"))
-            purge_rows.append((kind, b, f"{per_slice:,}", f"{median(purged[(b, False)]):,.0f}",
-                               f"{median(purged[(b, True)]):,.0f}"))
-        print(f"  {kind}: {deleted:,} rows purged in all; load average "
+                                f"{w / a:.2f}",
+                                f"{min(run.both[b]) / a:.2f}-{max(run.both[b]) / a:.2f}"))
+            purge_rows.append((kind, b, f"{run.per_slice:,}",
+                               f"{median(run.purged[(b, False)]):,.0f}",
+                               f"{median(run.purged[(b, True)]):,.0f}"))
+        print(f"  {kind}: {run.deleted:,} rows purged in all; producer waited "
+              f"{median(run.waited):.0%} of the time alone (median); load average "
               f"{load[0]} before, {load[1]} after", flush=True)
     print()
     print(machine(versions), f"; {args.rounds} rounds, medians")
