@@ -24,8 +24,9 @@ to round:
 - **purge + ingest**: one slice purged while the producer runs; the ingest
   rate is taken over exactly the purge's duration.
 
-With several ``--batches`` each round purges one slice alone and one with
-ingest per batch size. The tables give medians over rounds, the ingest
+With several ``--batches`` or ``--pauses`` (the purge's ``pause``: seconds
+waited after each batch per second it took), each round purges one slice
+alone and one with ingest per combination. The tables give medians over rounds, the ingest
 ratio (with purge / alone; the issue's target is at least 0.8), and the
 purge's rows/s. The load average is printed before and after.
 
@@ -109,7 +110,7 @@ def ingest_alone(recorder: Recorder, seconds: float) -> tuple[float, float]:
     return rate, waited
 
 
-def purge_slice(backend: SQLBackend, cutoff: datetime, batch: int,
+def purge_slice(backend: SQLBackend, cutoff: datetime, batch: int, pause: float,
                 recorder: Recorder | None) -> tuple[int, float, float]:
     """Purge up to ``cutoff``, with ingest running when ``recorder`` is given.
 
@@ -119,7 +120,7 @@ def purge_slice(backend: SQLBackend, cutoff: datetime, batch: int,
 
     def run() -> tuple[int, float]:
         began = time.perf_counter()
-        report = purge(backend, policy, now=cutoff + KEEP, batch=batch)
+        report = purge(backend, policy, now=cutoff + KEEP, batch=batch, pause=pause)
         assert not report.skipped, report.skipped
         return sum(r.rows for r in report.results), time.perf_counter() - began
 
@@ -142,18 +143,19 @@ def loadavg() -> str:
 class Run:
     """One backend's rounds: the store, the recorder, and every sample taken."""
 
-    def __init__(self, kind: str, url: str, args: argparse.Namespace, batches: list[int]) -> None:
-        self.kind, self.args, self.batches = kind, args, batches
+    def __init__(self, kind: str, url: str, args: argparse.Namespace,
+                 variants: list[tuple[int, float]]) -> None:
+        self.kind, self.args, self.variants = kind, args, variants
         backend = open_backend(url)
         assert isinstance(backend, SQLBackend)
         self.backend = backend
         self.recorder = Recorder(backend, config=RecorderConfig(), registry=CollectorRegistry())
         self.alone: list[float] = []
         self.waited: list[float] = []
-        self.both: dict[int, list[float]] = {b: [] for b in batches}
-        self.purged: dict[tuple[int, bool], list[float]] = {}
+        self.both: dict[tuple[int, float], list[float]] = {v: [] for v in variants}
+        self.purged: dict[tuple[int, float, bool], list[float]] = {}
         self.deleted = 0
-        self.slices = args.rounds * 2 * len(batches)
+        self.slices = args.rounds * 2 * len(variants)
         self.per_slice = args.rows // self.slices
         self.next_slice = 0
 
@@ -164,24 +166,24 @@ class Run:
         print(f"  {self.kind} round {rnd + 1}: ingest alone {rate:,.0f}/s "
               f"(producer waited {waited:.0%} of the time)", flush=True)
 
-    def purge_step(self, rnd: int, batch: int, with_ingest: bool) -> None:
+    def purge_step(self, rnd: int, batch: int, pause: float, with_ingest: bool) -> None:
         self.next_slice += 1
         cutoff = START + STEP * (self.per_slice * self.next_slice)
-        rows, s, rate = purge_slice(self.backend, cutoff, batch,
+        rows, s, rate = purge_slice(self.backend, cutoff, batch, pause,
                                     self.recorder if with_ingest else None)
         self.deleted += rows
-        self.purged.setdefault((batch, with_ingest), []).append(rows / s)
+        self.purged.setdefault((batch, pause, with_ingest), []).append(rows / s)
         if with_ingest:
-            self.both[batch].append(rate)
-        print(f"  {self.kind} round {rnd + 1}: purge batch {batch}"
+            self.both[(batch, pause)].append(rate)
+        print(f"  {self.kind} round {rnd + 1}: purge batch {batch} pause {pause:g}"
               f"{' + ingest' if with_ingest else ''}: {rows:,} rows in {s:.1f} s, "
               f"{rows / s:,.0f} rows/s" + (f", ingest {rate:,.0f}/s" if with_ingest else ""),
               flush=True)
 
     def rounds(self) -> None:
         for rnd in range(self.args.rounds):
-            steps: list[tuple[int, bool] | None] = [None]
-            steps += [(b, w) for b in self.batches for w in (False, True)]
+            steps: list[tuple[int, float, bool] | None] = [None]
+            steps += [(b, p, w) for b, p in self.variants for w in (False, True)]
             shift = rnd % len(steps)
             for step in steps[shift:] + steps[:shift]:
                 if step is None:
@@ -201,11 +203,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batches", default="5000",
                         help="comma-separated purge batch sizes (default: the shipped 5000)")
+    parser.add_argument("--pauses", default="1",
+                        help="comma-separated purge pauses, per second a batch took "
+                        "(default: the shipped 1; 0 never pauses)")
     parser.add_argument("--ingest-seconds", type=float, default=15.0)
     parser.add_argument("--db", default="bench10", help="the server databases' name")
     parser.add_argument("--keep", action="store_true", help="keep the stores afterwards")
     args = parser.parse_args()
-    batches = [int(b) for b in args.batches.split(",")]
+    variants = [(int(b), float(p)) for b in args.batches.split(",")
+                for p in args.pauses.split(",")]
     versions, ingest_rows, purge_rows = [], [], []
     for kind in [k.strip() for k in args.backends.split(",") if k.strip()]:
         url = fresh_store(kind, "purge_ingest", args.db)
@@ -213,7 +219,7 @@ def main() -> None:
         load_s = fill(kind, url, args.rows, START, STEP)
         print(f"  loaded in {load_s:.0f} s", flush=True)
         versions.append(version(url))
-        run = Run(kind, url, args, batches)
+        run = Run(kind, url, args, variants)
         load = [loadavg()]
         try:
             run.rounds()
@@ -222,24 +228,24 @@ def main() -> None:
         load.append(loadavg())
         if not args.keep:
             drop_store(kind, url)
-        for b in batches:
-            a, w = median(run.alone), median(run.both[b])
-            ingest_rows.append((kind, f"{args.rows:,}", b, f"{a:,.0f}", f"{w:,.0f}",
-                                f"{w / a:.2f}",
-                                f"{min(run.both[b]) / a:.2f}-{max(run.both[b]) / a:.2f}"))
-            purge_rows.append((kind, b, f"{run.per_slice:,}",
-                               f"{median(run.purged[(b, False)]):,.0f}",
-                               f"{median(run.purged[(b, True)]):,.0f}"))
+        for b, p in variants:
+            a, w = median(run.alone), median(run.both[(b, p)])
+            lo, hi = min(run.both[(b, p)]) / a, max(run.both[(b, p)]) / a
+            ingest_rows.append((kind, f"{args.rows:,}", b, f"{p:g}", f"{a:,.0f}", f"{w:,.0f}",
+                                f"{w / a:.2f}", f"{lo:.2f}-{hi:.2f}"))
+            purge_rows.append((kind, b, f"{p:g}", f"{run.per_slice:,}",
+                               f"{median(run.purged[(b, p, False)]):,.0f}",
+                               f"{median(run.purged[(b, p, True)]):,.0f}"))
         print(f"  {kind}: {run.deleted:,} rows purged in all; producer waited "
               f"{median(run.waited):.0%} of the time alone (median); load average "
               f"{load[0]} before, {load[1]} after", flush=True)
     print()
     print(machine(versions), f"; {args.rounds} rounds, medians")
     print()
-    print_table(["backend", "old rows", "purge batch", "ingest alone (rec/s)",
+    print_table(["backend", "old rows", "purge batch", "pause", "ingest alone (rec/s)",
                  "ingest during purge (rec/s)", "ratio", "ratio range"], ingest_rows)
     print()
-    print_table(["backend", "purge batch", "rows per purge", "purge alone (rows/s)",
+    print_table(["backend", "purge batch", "pause", "rows per purge", "purge alone (rows/s)",
                  "purge with ingest (rows/s)"], purge_rows)
 
 

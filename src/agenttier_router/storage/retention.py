@@ -14,8 +14,12 @@ How a purge stays harmless:
   order: each batch first finds its last row with ``SELECT … ORDER BY ts, id
   LIMIT 1 OFFSET n-1``, then deletes up to it, a form all three databases
   accept (MySQL refuses ``LIMIT`` in an ``IN`` subquery, PostgreSQL
-  ``DELETE … LIMIT``). No transaction holds its locks for long, so the
-  recorder keeps writing meanwhile.
+  ``DELETE … LIMIT``). No transaction holds its locks for long, and after
+  each batch the purge pauses for as long as the batch took (``pause=1.0``,
+  as pt-archiver's ``--sleep-coef``), so the recorder keeps writing
+  meanwhile: without the pause, SQLite's single writer lock went straight
+  back to the purge, and the recorder's ingest fell to about half (see
+  BENCHMARKS.md, "Purge of 10M rows").
 - Each batch commits on its own and the cut-off is recomputed on each run,
   so a purge interrupted by a crash simply continues on the next run.
 - Raw cost snapshots are never deleted past the rollup watermark less the
@@ -31,9 +35,11 @@ How a purge stays harmless:
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import socket
+import time as clock
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -70,6 +76,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BATCH",
+    "DEFAULT_PAUSE",
     "ENV_VARS",
     "KINDS",
     "LEASE",
@@ -84,6 +91,10 @@ __all__ = [
 
 DEFAULT_BATCH = 5000
 """Rows deleted per transaction."""
+
+DEFAULT_PAUSE = 1.0
+"""Seconds waited after each batch, per second the batch took: the purge holds the
+database at most half the time, leaving the rest to the recorder."""
 
 LEASE = "lease:maintenance"
 """The ``agenttier_maintenance`` row whose holder may purge."""
@@ -254,13 +265,15 @@ def _order(table: Table) -> list[Any]:
 
 
 def _delete_batches(backend: SQLBackend, conn: Connection, table: Table, cutoff: datetime,
-                    batch: int, progress: Callable[[int], None]) -> int:
+                    batch: int, progress: Callable[[int], None],
+                    pause: Callable[[float], None]) -> int:
     order = _order(table)
     time = order[0]
     edge_of = select(*order).where(time < format_ts(cutoff)).order_by(*order)
     edge_of = edge_of.offset(batch - 1).limit(1)
     total = 0
     while True:
+        began = clock.monotonic()
         with backend.begin_write(conn):
             edge = conn.execute(edge_of).first()
             where = [time < format_ts(cutoff)]
@@ -274,6 +287,7 @@ def _delete_batches(backend: SQLBackend, conn: Connection, table: Table, cutoff:
         progress(deleted)
         if edge is None:
             return total
+        pause(clock.monotonic() - began)
 
 
 def _cutoffs(policy: RetentionPolicy, now: datetime, state: Mapping[str, datetime | None],
@@ -312,15 +326,24 @@ def purge(
     grace: timedelta = DEFAULT_GRACE,
     lease: timedelta | None = timedelta(minutes=10),
     progress: Callable[[str, int], None] | None = None,
+    pause: float = DEFAULT_PAUSE,
+    wait: Callable[[float], object] = clock.sleep,
 ) -> PurgeReport:
     """Delete every row older than its kind's retention; return what was (or would be) deleted.
 
     ``lease=None`` skips the lease (two such runners are still safe).
     ``progress(table, rows)`` is called after each committed batch. ``grace``
-    must match the rollups' (see :func:`~.rollups.roll_up`).
+    must match the rollups' (see :func:`~.rollups.roll_up`). Between two
+    batches the purge calls ``wait(pause * seconds the batch took)`` (``pause=0``
+    never waits); the maintenance thread passes its stop event's ``wait``, so
+    that closing it does not wait out a pause.
     """
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be a positive number of rows (got {batch!r})")
+    if isinstance(pause, bool) or not isinstance(pause, int | float) or not (
+        math.isfinite(pause) and pause >= 0
+    ):
+        raise ValueError(f"pause must be a number >= 0 (got {pause!r})")
     now = now if now is not None else utcnow()
     holder = _holder()
     if lease is not None and not dry_run:
@@ -353,7 +376,11 @@ def purge(
                     if lease is not None:
                         acquire_lease(backend, holder, lease)
 
-                rows = _delete_batches(backend, conn, table, cutoff, batch, step)
+                def rest(took: float) -> None:
+                    if pause > 0:
+                        wait(pause * took)
+
+                rows = _delete_batches(backend, conn, table, cutoff, batch, step, rest)
             results.append(PurgeResult(kind, name, cutoff, rows, False, note))
         return PurgeReport(tuple(results))
     finally:
