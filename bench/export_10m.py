@@ -3,7 +3,8 @@
 Per backend, a store of its own (see ``audit_fill.py``) gets ``--rows``
 audit events (default 1,000,000; the issue's figure is 10,000,000), made
 with SQL, ten a second from 2026-10-01. Each size in ``--sizes`` (default:
-a tenth of ``--rows``, then all of it) is the newest N rows, chosen with
+a tenth of ``--rows``, then all of it; ``--cli-sizes`` for the CLI sides)
+is the newest N rows, chosen with
 ``since`` (so both sizes read the same table through the same query), and
 is exported by each side in ``--sides``:
 
@@ -141,11 +142,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--sizes", help="comma-separated sizes (default: rows/10,rows)")
     parser.add_argument("--sides", default="http,cli")
+    parser.add_argument("--cli-sizes", help="sizes for the cli sides (default: --sizes)")
     parser.add_argument("--db", default="bench10", help="the server databases' name")
     parser.add_argument("--keep", action="store_true", help="keep the stores afterwards")
     args = parser.parse_args()
     sizes = ([int(s) for s in args.sizes.split(",")] if args.sizes
              else [args.rows // 10, args.rows])
+    cli_sizes = [int(s) for s in args.cli_sizes.split(",")] if args.cli_sizes else sizes
     sides = [s.strip() for s in args.sides.split(",") if s.strip()]
     DATA_DIR.mkdir(exist_ok=True)
     table, versions = [], []
@@ -156,7 +159,7 @@ def main() -> None:
         versions.append(version(url))
         try:
             for side in sides:
-                for size in sizes:
+                for size in sizes if side == "http" else cli_sizes:
                     since = format_ts(START + STEP * (args.rows - size))
                     load = loadavg()
                     if side == "http":
