@@ -30,13 +30,34 @@ from sqlalchemy.engine import make_url
 from agenttier_router.storage import SQLBackend, open_backend
 from agenttier_router.storage.sql.schema import INDEXES
 
-__all__ = ["MYSQL_SERVER", "PG_SERVER", "drop_store", "fill", "fresh_store", "version"]
+__all__ = ["MYSQL_SERVER", "PG_SERVER", "drop_store", "fill", "fresh_store", "old_rows",
+           "store_url", "version"]
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 MYSQL_SERVER = "mysql+pymysql://root@127.0.0.1:3306/test"
 CHUNK = 1_000_000
 _COLS = "ts, event_id, actor, action, resource, sandbox_id, namespace, outcome, details"
 _DETAILS = "'{\"email\":\"a@example.com\",\"exitCode\":0}'"
+
+
+def store_url(kind: str, name: str, db: str) -> str:
+    """The storage URL :func:`fresh_store` gives, for a store that already exists."""
+    if kind == "sqlite":
+        return f"sqlite:///{DATA_DIR / f'{name}.db'}"
+    server = PG_SERVER if kind == "postgresql" else MYSQL_SERVER
+    return make_url(server).set(database=db).render_as_string(hide_password=False)
+
+
+def old_rows(url: str) -> int:
+    """How many generated events (event ids of 26 leading zeros) the store still holds."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        n = int(conn.execute(text("SELECT count(*) FROM audit_events WHERE event_id < :e"),
+                             {"e": "0" * 26 + "g"}).scalar() or 0)
+    engine.dispose()
+    return n
 
 
 def fresh_store(kind: str, name: str, db: str) -> str:
@@ -136,6 +157,9 @@ def fill(kind: str, url: str, rows: int, start: datetime,
             conn.exec_driver_sql("ANALYZE audit_events")
         elif kind == "mysql":
             conn.exec_driver_sql("ANALYZE TABLE audit_events")
+    if kind == "sqlite":  # copy the load's WAL (GBs) back now, not in a measured commit
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     if kind == "postgresql":  # the visibility map, so that index-only scans stay index-only
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM audit_events")

@@ -45,12 +45,13 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from _common import machine, median, print_table
-from audit_fill import drop_store, fill, fresh_store, version
+from audit_fill import drop_store, fill, fresh_store, old_rows, store_url, version
 from prometheus_client import CollectorRegistry
 from recorder_common import make_event
+from sqlalchemy import create_engine, text
 
 from agenttier_router.storage import Recorder, RecorderConfig, SQLBackend, open_backend
-from agenttier_router.storage.retention import RetentionPolicy, purge
+from agenttier_router.storage.retention import LEASE, RetentionPolicy, purge
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 STEP = timedelta(milliseconds=100)
@@ -135,6 +136,14 @@ def purge_slice(backend: SQLBackend, cutoff: datetime, batch: int, pause: float,
     return rows, seconds, rate
 
 
+def clear_lease(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE agenttier_maintenance SET holder = NULL, expires = NULL "
+                          "WHERE name = :n"), {"n": LEASE})
+    engine.dispose()
+
+
 def loadavg() -> str:
     with open("/proc/loadavg", encoding="ascii") as handle:
         return handle.read().split()[0]
@@ -144,7 +153,7 @@ class Run:
     """One backend's rounds: the store, the recorder, and every sample taken."""
 
     def __init__(self, kind: str, url: str, args: argparse.Namespace,
-                 variants: list[tuple[int, float]]) -> None:
+                 variants: list[tuple[int, float]], first: int) -> None:
         self.kind, self.args, self.variants = kind, args, variants
         backend = open_backend(url)
         assert isinstance(backend, SQLBackend)
@@ -156,7 +165,8 @@ class Run:
         self.purged: dict[tuple[int, float, bool], list[float]] = {}
         self.deleted = 0
         self.slices = args.rounds * 2 * len(variants)
-        self.per_slice = args.rows // self.slices
+        self.per_slice = (args.purge_rows or args.rows - first) // self.slices
+        self.first = first
         self.next_slice = 0
 
     def ingest_step(self, rnd: int) -> None:
@@ -168,7 +178,7 @@ class Run:
 
     def purge_step(self, rnd: int, batch: int, pause: float, with_ingest: bool) -> None:
         self.next_slice += 1
-        cutoff = START + STEP * (self.per_slice * self.next_slice)
+        cutoff = START + STEP * (self.first + self.per_slice * self.next_slice)
         rows, s, rate = purge_slice(self.backend, cutoff, batch, pause,
                                     self.recorder if with_ingest else None)
         self.deleted += rows
@@ -209,17 +219,30 @@ def main() -> None:
     parser.add_argument("--ingest-seconds", type=float, default=15.0)
     parser.add_argument("--db", default="bench10", help="the server databases' name")
     parser.add_argument("--keep", action="store_true", help="keep the stores afterwards")
+    parser.add_argument("--purge-rows", type=int,
+                        help="rows purged in all, across the slices (default: --rows)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse a store a run with --keep (or an interrupted run) left, "
+                        "purging from its oldest remaining generated row")
     args = parser.parse_args()
     variants = [(int(b), float(p)) for b in args.batches.split(",")
                 for p in args.pauses.split(",")]
     versions, ingest_rows, purge_rows = [], [], []
     for kind in [k.strip() for k in args.backends.split(",") if k.strip()]:
-        url = fresh_store(kind, "purge_ingest", args.db)
-        print(f"{kind}: loading {args.rows:,} rows", flush=True)
-        load_s = fill(kind, url, args.rows, START, STEP)
-        print(f"  loaded in {load_s:.0f} s", flush=True)
+        if args.reuse:
+            url = store_url(kind, "purge_ingest", args.db)
+            first = args.rows - old_rows(url)
+            clear_lease(url)  # an interrupted run's lease would hold for its 10 minutes
+            print(f"{kind}: reusing the store, {args.rows - first:,} generated rows left",
+                  flush=True)
+        else:
+            url = fresh_store(kind, "purge_ingest", args.db)
+            print(f"{kind}: loading {args.rows:,} rows", flush=True)
+            load_s = fill(kind, url, args.rows, START, STEP)
+            print(f"  loaded in {load_s:.0f} s", flush=True)
+            first = 0
         versions.append(version(url))
-        run = Run(kind, url, args, variants)
+        run = Run(kind, url, args, variants, first)
         load = [loadavg()]
         try:
             run.rounds()
