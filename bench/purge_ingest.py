@@ -213,9 +213,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batches", default="5000",
                         help="comma-separated purge batch sizes (default: the shipped 5000)")
-    parser.add_argument("--pauses", default="1",
+    parser.add_argument("--pauses", default="0",
                         help="comma-separated purge pauses, per second a batch took "
-                        "(default: the shipped 1; 0 never pauses)")
+                        "(default: the shipped 0, never)")
     parser.add_argument("--ingest-seconds", type=float, default=15.0)
     parser.add_argument("--db", default="bench10", help="the server databases' name")
     parser.add_argument("--keep", action="store_true", help="keep the stores afterwards")

@@ -82,13 +82,15 @@ def test_purge_deletes_in_ordered_batches_and_keeps_newer_rows(
     batches: list[tuple[str, int]] = []
     waits: list[float] = []
     report = purge(backend, RetentionPolicy(audit=timedelta(days=15)), now=NOW, batch=7,
-                   progress=lambda table, n: batches.append((table, n)), wait=waits.append)
+                   progress=lambda table, n: batches.append((table, n)), pause=1.0,
+                   wait=waits.append)
     assert report.skipped == ""
     [result] = report.results
     assert (result.table, result.cutoff, result.rows) == ("audit_events", cutoff, len(older))
     assert len(older) == 30
     assert batches == [("audit_events", n) for n in (7, 7, 7, 7, 2)]
     # A pause after every batch but the last, as long as the batch took (pause=1.0).
+    # Without pause (the default is 0) it never waits: see the next test.
     assert len(waits) == 4 and all(w > 0 for w in waits)
     kept = backend.list_audit_events(AuditFilter(limit=1000)).items
     assert {e.event_id for e in kept} == {r.event_id for r in rows if r.time >= cutoff}
@@ -103,7 +105,7 @@ def test_the_pause_between_batches_scales_and_can_be_off(backend: SQLBackend) ->
     backend.write_batch(audit_rows(20, NOW - timedelta(days=30), timedelta(days=1)))
     waits: list[float] = []
     report = purge(backend, RetentionPolicy(audit=timedelta(days=25)), now=NOW, batch=4,
-                   pause=0, wait=waits.append)
+                   wait=waits.append)
     assert report.results[0].rows == 10 and waits == []
     report = purge(backend, RetentionPolicy(audit=timedelta(days=15)), now=NOW, batch=4,
                    pause=2.5, wait=waits.append)

@@ -156,8 +156,8 @@ def rollup(dsn: str | None, grace: int) -> None:
 @click.option("--grace", type=click.IntRange(0, 24 * 366), default=6, show_default=True,
               metavar="HOURS", help="The rollups' grace window (as for 'db rollup').")
 @click.option("--pause", type=click.FloatRange(0, 100), default=DEFAULT_PAUSE, show_default=True,
-              metavar="RATIO", help="After each batch, wait this many times as long as it took, "
-              "so that a running Router's writes get through; 0 never waits.")
+              metavar="RATIO", help="After each batch, wait this many times as long as it took "
+              "(to leave a running Router's writes more room); 0 never waits.")
 def purge(dsn: str | None, dry_run: bool, batch: int, grace: int, pause: float,
           **retention: str | None) -> None:
     """Delete history older than its retention, in batches, and print what was deleted.

@@ -14,12 +14,11 @@ How a purge stays harmless:
   order: each batch first finds its last row with ``SELECT … ORDER BY ts, id
   LIMIT 1 OFFSET n-1``, then deletes up to it, a form all three databases
   accept (MySQL refuses ``LIMIT`` in an ``IN`` subquery, PostgreSQL
-  ``DELETE … LIMIT``). No transaction holds its locks for long, and after
-  each batch the purge pauses for as long as the batch took (``pause=1.0``,
-  as pt-archiver's ``--sleep-coef``), so the recorder keeps writing
-  meanwhile: without the pause, SQLite's single writer lock went straight
-  back to the purge, and the recorder's ingest fell to about half (see
-  BENCHMARKS.md, "Purge of 10M rows").
+  ``DELETE … LIMIT``). No transaction holds its locks for long, so the
+  recorder keeps writing meanwhile. ``pause`` (as pt-archiver's
+  ``--sleep-coef``) waits after each batch for that many times as long as
+  it took; it is off by default, because it did not help the recorder
+  reliably (see BENCHMARKS.md, "Purge of 10M rows").
 - Each batch commits on its own and the cut-off is recomputed on each run,
   so a purge interrupted by a crash simply continues on the next run.
 - Raw cost snapshots are never deleted past the rollup watermark less the
@@ -92,9 +91,8 @@ __all__ = [
 DEFAULT_BATCH = 5000
 """Rows deleted per transaction."""
 
-DEFAULT_PAUSE = 1.0
-"""Seconds waited after each batch, per second the batch took: the purge holds the
-database at most half the time, leaving the rest to the recorder."""
+DEFAULT_PAUSE = 0.0
+"""Seconds waited after each batch, per second the batch took (0: none)."""
 
 LEASE = "lease:maintenance"
 """The ``agenttier_maintenance`` row whose holder may purge."""
