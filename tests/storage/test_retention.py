@@ -115,6 +115,27 @@ def test_the_pause_between_batches_scales_and_can_be_off(backend: SQLBackend) ->
             purge(backend, RetentionPolicy(audit=timedelta(days=1)), now=NOW, pause=bad)  # type: ignore[arg-type]
 
 
+def test_each_batch_starts_at_the_last_edge_and_a_late_row_waits_for_the_next_run(
+    backend: SQLBackend, database: IsolatedDatabase
+) -> None:
+    start = NOW - timedelta(days=30)
+    backend.write_batch(audit_rows(12, start, timedelta(days=1)))  # days -30 .. -25, in pairs
+    late = AuditEvent(actor="late", action="create", time=start)  # replayed after batch one
+
+    def write_late(table: str, rows: int) -> None:
+        if rows and count(database, "SELECT COUNT(*) FROM audit_events WHERE actor = 'late'") == 0:
+            backend.write_batch([late])
+
+    first = purge(backend, RetentionPolicy(audit=timedelta(days=20)), now=NOW, batch=4,
+                  progress=write_late)
+    assert first.results[0].rows == 12
+    left = backend.list_audit_events(AuditFilter(limit=10)).items
+    assert [e.event_id for e in left] == [late.event_id]  # before the first batch's edge
+    second = purge(backend, RetentionPolicy(audit=timedelta(days=20)), now=NOW, batch=4)
+    assert second.results[0].rows == 1
+    assert count(database, "SELECT COUNT(*) FROM audit_events") == 0
+
+
 def test_closing_maintenance_ends_a_pause_between_batches(backend: SQLBackend,
                                                           database: IsolatedDatabase) -> None:
     now = datetime.now(UTC)
