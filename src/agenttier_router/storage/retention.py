@@ -20,11 +20,11 @@ How a purge stays harmless:
   it took; it is off by default, because it did not help the recorder
   reliably (see BENCHMARKS.md, "Purge of 10M rows").
 - Each batch commits on its own and the cut-off is recomputed on each run,
-  so a purge interrupted by a crash simply continues on the next run. After
-  the first batch each one starts at the previous batch's edge (so that
-  PostgreSQL's planner, whose statistics still count the rows already
+  so a purge interrupted by a crash simply continues on the next run. Each
+  batch starts at the previous batch's edge, the first at the oldest row (so
+  that PostgreSQL's planner, whose statistics still count the rows already
   deleted, keeps to the index); a row written late with a time before that
-  edge is left to the next run.
+  is left to the next run.
 - Raw cost snapshots are never deleted past the rollup watermark less the
   grace window (the rollups must be able to recompute those hours), nor at
   all before the rollups have first run; hourly rollups are kept for every
@@ -274,18 +274,21 @@ def _delete_batches(backend: SQLBackend, conn: Connection, table: Table, cutoff:
     edge_of = select(*order).where(time < format_ts(cutoff)).order_by(*order)
     edge_of = edge_of.offset(batch - 1).limit(1)
     total = 0
-    floor: Any = None  # the last batch's edge time: every row before it is gone
+    # Every batch has a lower bound, which keeps it to its own few rows: the oldest row's
+    # time, then the last batch's edge. Without one, PostgreSQL judged "ts < edge" by
+    # statistics taken before the purge (millions of rows) and scanned the whole table
+    # for a batch (BENCHMARKS.md, "Purge of 10M rows"); the edge's scan would also step
+    # over every row deleted so far.
+    with conn.begin():
+        floor: Any = conn.execute(select(time).where(time < format_ts(cutoff))
+                                  .order_by(*order).limit(1)).scalar()
+    if floor is None:
+        return 0
     while True:
         began = clock.monotonic()
         with backend.begin_write(conn):
-            where = [time < format_ts(cutoff)]
-            if floor is not None:
-                # A lower bound keeps each batch to its own few rows. Without one, PostgreSQL
-                # judged "ts < edge" by statistics taken before the purge (millions of rows)
-                # and scanned the whole table for every batch (BENCHMARKS.md, "Purge of 10M
-                # rows"); the edge's scan would also step over every row deleted so far.
-                where.append(time >= floor)
-            edge = conn.execute(edge_of.where(*where[1:])).first()
+            where = [time < format_ts(cutoff), time >= floor]
+            edge = conn.execute(edge_of.where(where[1])).first()
             if edge is not None:
                 if "id" in table.c:
                     where.append(or_(time < edge[0], and_(time == edge[0], table.c.id <= edge[1])))
