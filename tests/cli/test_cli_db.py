@@ -127,7 +127,10 @@ def test_purge_dry_run_purge_and_its_audit_event(store_url: str) -> None:
     listed = run("records", "audit", "--dsn", store_url, "--format", "json")
     assert len(json.loads(listed.stdout)) == len(AUDIT)
 
-    done = run("db", "purge", "--dsn", store_url, env={"AGENTTIER_RETENTION_AUDIT": "5d"})
+    slow = run("db", "purge", "--dsn", store_url, "--retention-audit", "5d", "--pause", "-1")
+    assert slow.code == 2 and "--pause" in slow.stderr
+    done = run("db", "purge", "--dsn", store_url, "--pause", "0",
+               env={"AGENTTIER_RETENTION_AUDIT": "5d"})
     assert done.code == 0, done.stderr
     assert "audit_events: deleted 1 rows before " in done.stdout
     events = json.loads(run("records", "audit", "--dsn", store_url, "--format", "json").stdout)

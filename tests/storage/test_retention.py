@@ -80,13 +80,18 @@ def test_purge_deletes_in_ordered_batches_and_keeps_newer_rows(
     cutoff = NOW - timedelta(days=15)
     older = [r for r in rows if r.time < cutoff]
     batches: list[tuple[str, int]] = []
+    waits: list[float] = []
     report = purge(backend, RetentionPolicy(audit=timedelta(days=15)), now=NOW, batch=7,
-                   progress=lambda table, n: batches.append((table, n)))
+                   progress=lambda table, n: batches.append((table, n)), pause=1.0,
+                   wait=waits.append)
     assert report.skipped == ""
     [result] = report.results
     assert (result.table, result.cutoff, result.rows) == ("audit_events", cutoff, len(older))
     assert len(older) == 30
     assert batches == [("audit_events", n) for n in (7, 7, 7, 7, 2)]
+    # A pause after every batch but the last, as long as the batch took (pause=1.0).
+    # Without pause (the default is 0) it never waits: see the next test.
+    assert len(waits) == 4 and all(w > 0 for w in waits)
     kept = backend.list_audit_events(AuditFilter(limit=1000)).items
     assert {e.event_id for e in kept} == {r.event_id for r in rows if r.time >= cutoff}
     event = result.audit_event()
@@ -94,6 +99,57 @@ def test_purge_deletes_in_ordered_batches_and_keeps_newer_rows(
     assert '"rows":' + str(len(older)) in event.details
     # Run again: nothing more to delete.
     assert purge(backend, RetentionPolicy(audit=timedelta(days=15)), now=NOW).results[0].rows == 0
+
+
+def test_the_pause_between_batches_scales_and_can_be_off(backend: SQLBackend) -> None:
+    backend.write_batch(audit_rows(20, NOW - timedelta(days=30), timedelta(days=1)))
+    waits: list[float] = []
+    report = purge(backend, RetentionPolicy(audit=timedelta(days=25)), now=NOW, batch=4,
+                   wait=waits.append)
+    assert report.results[0].rows == 10 and waits == []
+    report = purge(backend, RetentionPolicy(audit=timedelta(days=15)), now=NOW, batch=4,
+                   pause=2.5, wait=waits.append)
+    assert report.results[0].rows == 10 and len(waits) == 2 and all(w > 0 for w in waits)
+    for bad in (-1, float("nan"), float("inf"), True, "1"):
+        with pytest.raises(ValueError, match="pause must be a number >= 0"):
+            purge(backend, RetentionPolicy(audit=timedelta(days=1)), now=NOW, pause=bad)  # type: ignore[arg-type]
+
+
+def test_each_batch_starts_at_the_last_edge_and_a_late_row_waits_for_the_next_run(
+    backend: SQLBackend, database: IsolatedDatabase
+) -> None:
+    start = NOW - timedelta(days=30)
+    backend.write_batch(audit_rows(12, start, timedelta(days=1)))  # days -30 .. -25, in pairs
+    late = AuditEvent(actor="late", action="create", time=start)  # replayed after batch one
+
+    def write_late(table: str, rows: int) -> None:
+        if rows and count(database, "SELECT COUNT(*) FROM audit_events WHERE actor = 'late'") == 0:
+            backend.write_batch([late])
+
+    first = purge(backend, RetentionPolicy(audit=timedelta(days=20)), now=NOW, batch=4,
+                  progress=write_late)
+    assert first.results[0].rows == 12
+    left = backend.list_audit_events(AuditFilter(limit=10)).items
+    assert [e.event_id for e in left] == [late.event_id]  # before the first batch's edge
+    second = purge(backend, RetentionPolicy(audit=timedelta(days=20)), now=NOW, batch=4)
+    assert second.results[0].rows == 1
+    assert count(database, "SELECT COUNT(*) FROM audit_events") == 0
+
+
+def test_closing_maintenance_ends_a_pause_between_batches(backend: SQLBackend,
+                                                          database: IsolatedDatabase) -> None:
+    now = datetime.now(UTC)
+    backend.write_batch(audit_rows(10, now - timedelta(days=20), timedelta(days=1)))
+    # A pause of a day per second a batch took: the purge waits until close() ends it.
+    maintenance = Maintenance(backend, RetentionPolicy(audit=timedelta(days=2)), interval=3600,
+                              batch=2, pause=86400.0)
+    maintenance.start()
+    deadline = time.monotonic() + 60
+    while count(database, "SELECT COUNT(*) FROM audit_events") > 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    maintenance.close()
+    assert maintenance.last is not None and maintenance.last.error == "stopped by close()"
+    assert count(database, "SELECT COUNT(*) FROM audit_events") == 8  # one batch, then the pause
 
 
 def test_dry_run_counts_and_deletes_nothing(backend: SQLBackend,

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from agenttier_router.storage import SQLBackend, format_ts
-from agenttier_router.storage.retention import ENV_VARS, KINDS, RetentionPolicy
+from agenttier_router.storage.retention import DEFAULT_PAUSE, ENV_VARS, KINDS, RetentionPolicy
 from agenttier_router.storage.retention import purge as purge_history
 from agenttier_router.storage.rollups import WATERMARK, maintenance_state, roll_up
 
@@ -155,7 +155,11 @@ def rollup(dsn: str | None, grace: int) -> None:
               help="Rows deleted per transaction.")
 @click.option("--grace", type=click.IntRange(0, 24 * 366), default=6, show_default=True,
               metavar="HOURS", help="The rollups' grace window (as for 'db rollup').")
-def purge(dsn: str | None, dry_run: bool, batch: int, grace: int, **retention: str | None) -> None:
+@click.option("--pause", type=click.FloatRange(0, 100), default=DEFAULT_PAUSE, show_default=True,
+              metavar="RATIO", help="After each batch, wait this many times as long as it took "
+              "(to leave a running Router's writes more room); 0 never waits.")
+def purge(dsn: str | None, dry_run: bool, batch: int, grace: int, pause: float,
+          **retention: str | None) -> None:
     """Delete history older than its retention, in batches, and print what was deleted.
 
     Nothing is deleted for a kind without a retention (the default is
@@ -175,7 +179,7 @@ def purge(dsn: str | None, dry_run: bool, batch: int, grace: int, **retention: s
             click.echo("nothing to purge: every retention is 0 (keep forever)")
             return
         report = purge_history(backend, policy, batch=batch, dry_run=dry_run,
-                               grace=timedelta(hours=grace))
+                               grace=timedelta(hours=grace), pause=pause)
         if report.skipped:
             raise click.ClickException(
                 f"another purge holds the maintenance lease ({report.skipped}); try later")

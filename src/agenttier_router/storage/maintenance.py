@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from .records import AuditEvent
-from .retention import DEFAULT_BATCH, PurgeReport, RetentionPolicy, purge
+from .retention import DEFAULT_BATCH, DEFAULT_PAUSE, PurgeReport, RetentionPolicy, purge
 from .rollups import DEFAULT_GRACE, RollupReport, roll_up
 from .sql.base import SQLBackend
 
@@ -62,6 +62,7 @@ class Maintenance:
         interval: float = 300.0,
         grace: timedelta = DEFAULT_GRACE,
         batch: int = DEFAULT_BATCH,
+        pause: float = DEFAULT_PAUSE,
         audit: Callable[[AuditEvent], None] | None = None,
     ) -> None:
         if isinstance(interval, bool) or not isinstance(interval, int | float) or not (
@@ -73,6 +74,7 @@ class Maintenance:
         self.interval = float(interval)
         self.grace = grace
         self.batch = batch
+        self.pause = pause
         self._audit = audit
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -91,7 +93,7 @@ class Maintenance:
             log.debug("cost rollup: %s", rollup)
             if not self.policy.forever:
                 purged = purge(self.backend, self.policy, batch=self.batch, grace=self.grace,
-                               progress=self._check_stop)
+                               progress=self._check_stop, pause=self.pause, wait=self._rest)
                 self._record(purged)
             result = MaintenanceRound(rollup, purged)
         except _Stopped:
@@ -105,6 +107,11 @@ class Maintenance:
     def _check_stop(self, table: str, rows: int) -> None:
         if self._stop.is_set():
             raise _Stopped(table)
+
+    def _rest(self, seconds: float) -> None:
+        # The pause between purge batches ends at once when close() is called.
+        if self._stop.wait(seconds):
+            raise _Stopped("pause")
 
     def _record(self, report: PurgeReport) -> None:
         if report.skipped:

@@ -15,9 +15,16 @@ How a purge stays harmless:
   LIMIT 1 OFFSET n-1``, then deletes up to it, a form all three databases
   accept (MySQL refuses ``LIMIT`` in an ``IN`` subquery, PostgreSQL
   ``DELETE … LIMIT``). No transaction holds its locks for long, so the
-  recorder keeps writing meanwhile.
+  recorder keeps writing meanwhile. ``pause`` (as pt-archiver's
+  ``--sleep-coef``) waits after each batch for that many times as long as
+  it took; it is off by default, because it did not help the recorder
+  reliably (see BENCHMARKS.md, "Purge of 10M rows").
 - Each batch commits on its own and the cut-off is recomputed on each run,
-  so a purge interrupted by a crash simply continues on the next run.
+  so a purge interrupted by a crash simply continues on the next run. Each
+  batch starts at the previous batch's edge, the first at the oldest row (so
+  that PostgreSQL's planner, whose statistics still count the rows already
+  deleted, keeps to the index); a row written late with a time before that
+  is left to the next run.
 - Raw cost snapshots are never deleted past the rollup watermark less the
   grace window (the rollups must be able to recompute those hours), nor at
   all before the rollups have first run; hourly rollups are kept for every
@@ -31,9 +38,11 @@ How a purge stays harmless:
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import socket
+import time as clock
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -70,6 +79,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BATCH",
+    "DEFAULT_PAUSE",
     "ENV_VARS",
     "KINDS",
     "LEASE",
@@ -84,6 +94,9 @@ __all__ = [
 
 DEFAULT_BATCH = 5000
 """Rows deleted per transaction."""
+
+DEFAULT_PAUSE = 0.0
+"""Seconds waited after each batch, per second the batch took (0: none)."""
 
 LEASE = "lease:maintenance"
 """The ``agenttier_maintenance`` row whose holder may purge."""
@@ -254,16 +267,28 @@ def _order(table: Table) -> list[Any]:
 
 
 def _delete_batches(backend: SQLBackend, conn: Connection, table: Table, cutoff: datetime,
-                    batch: int, progress: Callable[[int], None]) -> int:
+                    batch: int, progress: Callable[[int], None],
+                    pause: Callable[[float], None]) -> int:
     order = _order(table)
     time = order[0]
     edge_of = select(*order).where(time < format_ts(cutoff)).order_by(*order)
     edge_of = edge_of.offset(batch - 1).limit(1)
     total = 0
+    # Every batch has a lower bound, which keeps it to its own few rows: the oldest row's
+    # time, then the last batch's edge. Without one, PostgreSQL judged "ts < edge" by
+    # statistics taken before the purge (millions of rows) and scanned the whole table
+    # for a batch (BENCHMARKS.md, "Purge of 10M rows"); the edge's scan would also step
+    # over every row deleted so far.
+    with conn.begin():
+        floor: Any = conn.execute(select(time).where(time < format_ts(cutoff))
+                                  .order_by(*order).limit(1)).scalar()
+    if floor is None:
+        return 0
     while True:
+        began = clock.monotonic()
         with backend.begin_write(conn):
-            edge = conn.execute(edge_of).first()
-            where = [time < format_ts(cutoff)]
+            where = [time < format_ts(cutoff), time >= floor]
+            edge = conn.execute(edge_of.where(where[1])).first()
             if edge is not None:
                 if "id" in table.c:
                     where.append(or_(time < edge[0], and_(time == edge[0], table.c.id <= edge[1])))
@@ -274,6 +299,8 @@ def _delete_batches(backend: SQLBackend, conn: Connection, table: Table, cutoff:
         progress(deleted)
         if edge is None:
             return total
+        floor = edge[0]
+        pause(clock.monotonic() - began)
 
 
 def _cutoffs(policy: RetentionPolicy, now: datetime, state: Mapping[str, datetime | None],
@@ -312,15 +339,24 @@ def purge(
     grace: timedelta = DEFAULT_GRACE,
     lease: timedelta | None = timedelta(minutes=10),
     progress: Callable[[str, int], None] | None = None,
+    pause: float = DEFAULT_PAUSE,
+    wait: Callable[[float], object] = clock.sleep,
 ) -> PurgeReport:
     """Delete every row older than its kind's retention; return what was (or would be) deleted.
 
     ``lease=None`` skips the lease (two such runners are still safe).
     ``progress(table, rows)`` is called after each committed batch. ``grace``
-    must match the rollups' (see :func:`~.rollups.roll_up`).
+    must match the rollups' (see :func:`~.rollups.roll_up`). Between two
+    batches the purge calls ``wait(pause * seconds the batch took)`` (``pause=0``
+    never waits); the maintenance thread passes its stop event's ``wait``, so
+    that closing it does not wait out a pause.
     """
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be a positive number of rows (got {batch!r})")
+    if isinstance(pause, bool) or not isinstance(pause, int | float) or not (
+        math.isfinite(pause) and pause >= 0
+    ):
+        raise ValueError(f"pause must be a number >= 0 (got {pause!r})")
     now = now if now is not None else utcnow()
     holder = _holder()
     if lease is not None and not dry_run:
@@ -353,7 +389,11 @@ def purge(
                     if lease is not None:
                         acquire_lease(backend, holder, lease)
 
-                rows = _delete_batches(backend, conn, table, cutoff, batch, step)
+                def rest(took: float) -> None:
+                    if pause > 0:
+                        wait(pause * took)
+
+                rows = _delete_batches(backend, conn, table, cutoff, batch, step, rest)
             results.append(PurgeResult(kind, name, cutoff, rows, False, note))
         return PurgeReport(tuple(results))
     finally:
