@@ -8,7 +8,8 @@ All side by side in one run, alternating round by round so machine noise hits ea
   :func:`read_file` of them back;
 - ``after``: ``PUT`` and ``GET`` through ``agenttier-router serve`` (the command as shipped,
   with its uvicorn options; storage off) in its own process, with httpx in this one (the
-  SDK's client); ``PUT after, curl`` is the same upload by ``curl -T``, a lighter client;
+  SDK's client); ``PUT after, curl`` and ``GET after, curl`` are the same upload and
+  download by ``curl`` (to a file, as ``cp`` writes one), a lighter client;
 - ``after h11``: the same Router served on h11 and asyncio, as before httptools and uvloop
   were dependencies (what the code changes gave, without the parser and loop);
 - ``before`` (with ``--before COMMIT``): the same through the Router of ``COMMIT``'s source,
@@ -225,6 +226,11 @@ def _rounds(rounds: int, data: bytes, source: Path, tmp: Path, library: Path,
                           pids[name]))
         if name != "in-process":
             steps.append((f"GET {name}", lambda c=client: get(c), pids.get(name)))
+        if name == "after" and shutil.which("curl"):
+            fetch = ["curl", "-sS", "-f", "-o", str(tmp / "fetched.bin"), "-H",
+                     f"X-API-Key: {KEY}", str(client.base_url).rstrip("/") + path]
+            steps.append(("GET after, curl", lambda c=fetch: subprocess.run(c, check=True),
+                          pids[name]))
     bare_url, bare_http, bare_pid = bare
     steps.append(("bare PUT", lambda: put(bare_http, bare_url), bare_pid))
     times: dict[str, list[float]] = {name: [] for name, _, _ in steps}
