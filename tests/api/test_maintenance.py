@@ -23,9 +23,10 @@ def test_the_router_purges_what_its_retention_no_longer_keeps(
     finally:
         backend.close()
     config = config_for(tmp_path, store_url, retention=RetentionPolicy(audit=timedelta(days=1)),
-                        maintenance_interval=1.0)
+                        maintenance_interval=1.0, purge_batch=2, purge_pause=0.5)
     with running_router(config) as router:
         assert router.state.maintenance is not None
+        assert (router.state.maintenance.batch, router.state.maintenance.pause) == (2, 0.5)
         eventually(lambda: not any(e.sandbox_id == "sb-old" for e in stored_audit(store_url)),
                    "the old audit events to be purged")
         router.state.recorder.flush(10)

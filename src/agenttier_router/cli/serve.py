@@ -92,6 +92,14 @@ log = logging.getLogger("agenttier_router.serve")
 @click.option("--maintenance-interval", type=click.FloatRange(min=1.0), default=300.0,
               show_default=True, envvar="AGENTTIER_MAINTENANCE_INTERVAL",
               help="Seconds between rounds of cost rollups and retention purges (SQL storage).")
+@click.option("--purge-batch", type=click.IntRange(1, 1_000_000), default=5000,
+              show_default=True, envvar="AGENTTIER_PURGE_BATCH",
+              help="Rows a retention purge deletes per transaction.")
+@click.option("--purge-pause", type=click.FloatRange(0, 100), default=0.0, show_default=True,
+              metavar="RATIO", envvar="AGENTTIER_PURGE_PAUSE",
+              help="After each purge batch, wait this many times as long as it took, so "
+              "the recorder's writes get through (1 kept MariaDB's ingest at 0.8; see "
+              "BENCHMARKS.md).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True, help="Logging level.")
 def serve(
@@ -102,7 +110,8 @@ def serve(
     data_dir: Path, spool_dir: Path | None, templates_file: Path | None,
     cost_interval: float, cpu_price: float, memory_price: float,
     max_execs_per_user: int, max_execs: int, max_body_bytes: int, anonymous_interval: float,
-    maintenance_interval: float, log_level: str, **retention: str | None,
+    maintenance_interval: float, purge_batch: int, purge_pause: float, log_level: str,
+    **retention: str | None,
 ) -> None:
     """Run the Router: the SDK's REST API, recording every action, transition and cost.
 
@@ -167,6 +176,7 @@ def serve(
         max_execs_per_user=max_execs_per_user, max_execs=max_execs,
         max_body_bytes=max_body_bytes, anonymous_interval=anonymous_interval,
         retention=policy, maintenance_interval=maintenance_interval,
+        purge_batch=purge_batch, purge_pause=purge_pause,
     )
     try:
         services = build_services(config)

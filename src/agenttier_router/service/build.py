@@ -192,6 +192,7 @@ def build_services(config: RouterConfig) -> Services:
     maintenance = None
     if isinstance(backend, SQLBackend) and config.maintenance_interval is not None:
         maintenance = Maintenance(backend, config.retention, interval=config.maintenance_interval,
+                                  batch=config.purge_batch, pause=config.purge_pause,
                                   audit=recorder.record)
     return Services(config=config, registry=registry, backend=backend, storage=storage,
                     recorder=recorder, sampler=sampler, recording=recording,

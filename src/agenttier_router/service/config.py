@@ -68,3 +68,8 @@ class RouterConfig:
     maintenance_interval: float | None = 300.0
     """Seconds between rounds of cost rollups and retention purges (SQL storage only);
     None runs no maintenance (rollups then come from ``db rollup``)."""
+    purge_batch: int = 5000
+    """Rows a retention purge deletes per transaction."""
+    purge_pause: float = 0.0
+    """After each purge batch, wait this many times as long as it took (0: never), so the
+    recorder's writes get the database's share back (BENCHMARKS.md, "Purge of 10M rows")."""
