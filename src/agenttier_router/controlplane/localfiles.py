@@ -66,6 +66,7 @@ __all__ = [
     "LocalFiles",
     "OpenedFile",
     "Piece",
+    "ZipSink",
     "archive",
     "clean_path",
     "list_dir",
@@ -455,25 +456,28 @@ def _retiring() -> None:
 
 # -- archive ----------------------------------------------------------------------
 
-class _Sink:
-    """Where zipfile writes: bytes are kept until the generator hands them on."""
+class ZipSink:
+    """Where zipfile writes, as a stream: bytes are kept until the generator hands them on."""
 
     def __init__(self) -> None:
         self._parts: list[bytes] = []
         self._position = 0
 
     def write(self, data: bytes) -> int:
+        """Keep ``data``; it is handed on by :meth:`take`."""
         self._parts.append(bytes(data))
         self._position += len(data)
         return len(data)
 
     def tell(self) -> int:
+        """How many bytes were written in all (zipfile records offsets from it)."""
         return self._position
 
     def flush(self) -> None:
-        pass
+        """Nothing to flush: :meth:`take` hands the bytes on."""
 
     def take(self) -> bytes:
+        """The bytes written since the last call, and forget them."""
         data = b"".join(self._parts)
         self._parts.clear()
         return data
@@ -498,7 +502,7 @@ def archive(root: Path, path: str = WORKSPACE, *, max_bytes: int = _ARCHIVE_CAP,
 
 
 def _zip(top: int, cleaned: str, max_bytes: int, max_seconds: float) -> Iterator[bytes]:
-    sink = _Sink()
+    sink = ZipSink()
     deadline = time.monotonic() + max_seconds
     total = 0
     try:
@@ -535,7 +539,7 @@ def _is_link(name: str, dir_fd: int) -> bool:
         return False
 
 
-def _add(zf: zipfile.ZipFile, sink: _Sink, dir_fd: int, name: str,
+def _add(zf: zipfile.ZipFile, sink: ZipSink, dir_fd: int, name: str,
          arcname: str) -> Generator[bytes, None, int]:
     """Add one file or link to the zip, yielding what is compressed; return its input size."""
     try:

@@ -78,6 +78,7 @@ from ..files import (
     Piece,
     clean_path,
 )
+from ..localfiles import ZipSink
 from .exec import CONTAINER, ExecSession, exit_status, open_session
 
 __all__ = ["KubernetesFiles", "Target"]
@@ -513,33 +514,9 @@ class _TarSource(io.RawIOBase):
         return n
 
 
-class _Sink:
-    """Where zipfile writes: bytes are kept until the generator hands them on."""
-
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-        self._position = 0
-
-    def write(self, data: bytes) -> int:
-        self._parts.append(bytes(data))
-        self._position += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self._position
-
-    def flush(self) -> None:
-        pass
-
-    def take(self) -> bytes:
-        data = b"".join(self._parts)
-        self._parts.clear()
-        return data
-
-
 def _zip(output: _Output, first: bytes, cleaned: str, max_bytes: int,
          max_seconds: float) -> Iterator[bytes]:
-    sink = _Sink()
+    sink = ZipSink()
     deadline = time.monotonic() + max_seconds
     total = 0
     try:
