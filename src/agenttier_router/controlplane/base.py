@@ -36,7 +36,9 @@ __all__ = [
     "ExecResult",
     "InvalidRequest",
     "Phase",
+    "Resources",
     "Sandbox",
+    "SandboxChange",
     "SandboxConflict",
     "SandboxNotFound",
     "ShareLevel",
@@ -49,8 +51,6 @@ __all__ = [
     "Transition",
     "TransitionSink",
 ]
-# Updating a sandbox (PATCH /sandboxes/{id}): kept apart from the rest of the contract.
-__all__ += ["Resources", "SandboxChange"]
 
 ShareLevel = Literal["viewer", "collaborator"]
 """What a share grants: a viewer may read a sandbox; a collaborator may also exec, stop, resume."""
