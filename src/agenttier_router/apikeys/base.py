@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -33,8 +33,11 @@ __all__ = [
     "MintedKey",
     "MintedKeyStore",
     "digest_of",
+    "find_by_id",
+    "find_presented",
     "id_of",
     "mint",
+    "oldest_first",
 ]
 
 KEY_PREFIX = "atk_"
@@ -167,3 +170,23 @@ class MintedKeyStore(Protocol):
 
     def close(self) -> None:
         """Stop any background work."""
+
+
+def find_presented(keys: Mapping[str, MintedKey], presented: str) -> MintedKey | None:
+    """The unexpired key of ``keys`` (by id) that ``presented`` is, or None."""
+    if not presented.startswith(KEY_PREFIX):
+        return None
+    key = keys.get(id_of(presented))
+    if key is None or not key.matches(presented) or key.expired():
+        return None
+    return key
+
+
+def find_by_id(keys: Mapping[str, MintedKey], key_id: str) -> MintedKey | None:
+    """One key of ``keys`` by id, or None."""
+    return keys.get(key_id) if key_id.startswith(ID_PREFIX) else None
+
+
+def oldest_first(keys: Iterable[MintedKey]) -> list[MintedKey]:
+    """``keys`` ordered by creation, then id."""
+    return sorted(keys, key=lambda k: (k.created_at, k.id))

@@ -22,7 +22,13 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .base import ID_PREFIX, KEY_PREFIX, KeyStoreUnavailable, MintedKey, id_of
+from .base import (
+    KeyStoreUnavailable,
+    MintedKey,
+    find_by_id,
+    find_presented,
+    oldest_first,
+)
 
 __all__ = ["FILE_NAME", "FileKeyStore"]
 
@@ -99,20 +105,15 @@ class FileKeyStore:
 
     def identify(self, presented: str) -> MintedKey | None:
         """The unexpired key ``presented`` is, or None."""
-        if not presented.startswith(KEY_PREFIX):
-            return None
-        key = self._keys.get(id_of(presented))
-        if key is None or not key.matches(presented) or key.expired():
-            return None
-        return key
+        return find_presented(self._keys, presented)
 
     def get(self, key_id: str) -> MintedKey | None:
         """One key by id, or None."""
-        return self._keys.get(key_id) if key_id.startswith(ID_PREFIX) else None
+        return find_by_id(self._keys, key_id)
 
     def all_keys(self) -> list[MintedKey]:
         """Every key, oldest first."""
-        return sorted(self._keys.values(), key=lambda k: (k.created_at, k.id))
+        return oldest_first(self._keys.values())
 
     def add(self, key: MintedKey) -> None:
         """Keep ``key``, on disk before it is served."""

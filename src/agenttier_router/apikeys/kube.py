@@ -42,7 +42,14 @@ from kubernetes.client.exceptions import ApiException
 from agenttier_router.controlplane.kubernetes._api import RateLimitedWarning, error_from
 from agenttier_router.controlplane.kubernetes.informer import Informer
 
-from .base import ID_PREFIX, KEY_PREFIX, KeyStoreUnavailable, MintedKey, id_of
+from .base import (
+    KEY_PREFIX,
+    KeyStoreUnavailable,
+    MintedKey,
+    find_by_id,
+    find_presented,
+    oldest_first,
+)
 
 __all__ = ["LABEL", "LABEL_SELECTOR", "SECRET_TYPE", "SecretKeyStore", "key_from", "secret_for"]
 
@@ -148,20 +155,17 @@ class SecretKeyStore:
         """The unexpired key ``presented`` is, or None (also while the watch is stale)."""
         if not presented.startswith(KEY_PREFIX) or not self._fresh():
             return None
-        key = self._keys.get(id_of(presented))
-        if key is None or not key.matches(presented) or key.expired():
-            return None
-        return key
+        return find_presented(self._keys, presented)
 
     def get(self, key_id: str) -> MintedKey | None:
         """One key by id, or None."""
-        return self._keys.get(key_id) if key_id.startswith(ID_PREFIX) else None
+        return find_by_id(self._keys, key_id)
 
     def all_keys(self) -> list[MintedKey]:
         """Every key, oldest first."""
         with self._lock:
             found = list(self._keys.values())
-        return sorted(found, key=lambda k: (k.created_at, k.id))
+        return oldest_first(found)
 
     def add(self, key: MintedKey) -> None:
         """Create the key's Secret; the key works here at once."""
